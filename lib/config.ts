@@ -1,0 +1,195 @@
+/**
+ * Configuration, in this order of precedence: flags, environment, the JSON config file,
+ * defaults that match today's servers. The keys are a contract documented in the README.
+ */
+
+import { join } from "node:path";
+import { ConfigError } from "./errors.ts";
+
+export interface Config {
+  baseDir: string;
+  dataDir: string;
+  logDir: string;
+  stateDir: string;
+  container: string;
+  service: string;
+  /** Repositories that may be deployed. Empty: the repository of the image the container runs now. */
+  allowedImages: string[];
+  healthTimeoutSeconds: number;
+  stableSeconds: number;
+  keepImages: number;
+  dockerHost: string;
+  /** The file the settings were read from, or null when it did not exist. */
+  configFile: string | null;
+}
+
+export type ConfigKey = Exclude<keyof Config, "configFile">;
+export type ConfigInput = Partial<Record<ConfigKey, unknown>>;
+
+export const DEFAULT_CONFIG_FILE = "/etc/hyperbot-ops/config.json";
+export const DEFAULT_BASE_DIR = "/opt/trading-system";
+
+type Kind = "path" | "name" | "images" | "seconds" | "count" | "dockerHost";
+export const CONFIG_KEYS: Record<ConfigKey, { kind: Kind; env: string; flag: string; doc: string }> = {
+  baseDir: { kind: "path", env: "HYPERBOT_OPS_BASE_DIR", flag: "base-dir", doc: "base folder of the bot" },
+  dataDir: { kind: "path", env: "HYPERBOT_OPS_DATA_DIR", flag: "data-dir", doc: "folder shared with the bot (trigger, status)" },
+  logDir: { kind: "path", env: "HYPERBOT_OPS_LOG_DIR", flag: "log-dir", doc: "log folder" },
+  stateDir: { kind: "path", env: "HYPERBOT_OPS_STATE_DIR", flag: "state-dir", doc: "journal, lock, heartbeat" },
+  container: { kind: "name", env: "HYPERBOT_OPS_CONTAINER", flag: "container", doc: "bot container name" },
+  service: { kind: "name", env: "HYPERBOT_OPS_SERVICE", flag: "service", doc: "systemd service name" },
+  allowedImages: { kind: "images", env: "HYPERBOT_OPS_ALLOWED_IMAGES", flag: "allowed-image", doc: "repositories that may be deployed" },
+  healthTimeoutSeconds: { kind: "seconds", env: "HYPERBOT_OPS_HEALTH_TIMEOUT_SECONDS", flag: "health-timeout", doc: "wait for healthy" },
+  stableSeconds: { kind: "seconds", env: "HYPERBOT_OPS_STABLE_SECONDS", flag: "stable-seconds", doc: "stay running without a healthcheck" },
+  keepImages: { kind: "count", env: "HYPERBOT_OPS_KEEP_IMAGES", flag: "keep-images", doc: "images of the repository to keep" },
+  dockerHost: { kind: "dockerHost", env: "DOCKER_HOST", flag: "docker-host", doc: "unix:///path/to/docker.sock" },
+};
+
+export interface LoadConfigOptions {
+  /** Values from flags (strings as typed, or already typed values). */
+  flags?: ConfigInput;
+  /** `--config FILE`; falls back to HYPERBOT_OPS_CONFIG, then the default path. */
+  configFile?: string;
+  env?: Record<string, string | undefined>;
+  /** Reads a file; returns null when it does not exist. */
+  readTextFile?: (path: string) => string | null;
+}
+
+/** Builds the configuration. Throws ConfigError naming the file and the key on bad input. */
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const env = options.env ?? {};
+  const read = options.readTextFile ?? readTextFileOrNull;
+  const explicitFile = options.configFile ?? env.HYPERBOT_OPS_CONFIG;
+  const file = explicitFile ?? DEFAULT_CONFIG_FILE;
+
+  const text = read(file);
+  if (text === null && explicitFile !== undefined) {
+    throw new ConfigError("config file not found", {
+      object: file,
+      hint: "check --config or HYPERBOT_OPS_CONFIG; without either, a missing default file means defaults",
+    });
+  }
+  const fromFile = text === null ? {} : parseConfigFile(text, file);
+
+  const fromEnv: ConfigInput = {};
+  for (const [key, spec] of Object.entries(CONFIG_KEYS) as [ConfigKey, (typeof CONFIG_KEYS)[ConfigKey]][]) {
+    const value = env[spec.env];
+    if (value !== undefined && value !== "") fromEnv[key] = value;
+  }
+
+  const merged: ConfigInput = { ...fromFile, ...fromEnv, ...stripUndefined(options.flags ?? {}) };
+  const sourceOf = (key: ConfigKey) =>
+    options.flags?.[key] !== undefined
+      ? `--${CONFIG_KEYS[key].flag}`
+      : fromEnv[key] !== undefined
+      ? CONFIG_KEYS[key].env
+      : file;
+
+  const value = <K extends ConfigKey>(key: K): Config[K] | undefined => {
+    const raw = merged[key];
+    if (raw === undefined) return undefined;
+    return coerce(key, raw, sourceOf(key)) as Config[K];
+  };
+
+  const baseDir = value("baseDir") ?? DEFAULT_BASE_DIR;
+  return {
+    baseDir,
+    dataDir: value("dataDir") ?? join(baseDir, "data"),
+    logDir: value("logDir") ?? join(baseDir, "logs"),
+    stateDir: value("stateDir") ?? "/var/lib/hyperbot-ops",
+    container: value("container") ?? "trading-system-app",
+    service: value("service") ?? "hyperbot-update-monitor",
+    allowedImages: value("allowedImages") ?? [],
+    healthTimeoutSeconds: value("healthTimeoutSeconds") ?? 120,
+    stableSeconds: value("stableSeconds") ?? 10,
+    keepImages: value("keepImages") ?? 2,
+    dockerHost: value("dockerHost") ?? "unix:///var/run/docker.sock",
+    configFile: text === null ? null : file,
+  };
+}
+
+/** Parses the JSON config file; unknown keys and wrong types are errors naming the file and key. */
+export function parseConfigFile(text: string, file: string): ConfigInput {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError("config file is not valid JSON", {
+      object: file,
+      cause: err,
+      hint: "fix the file or remove it to use the defaults",
+    });
+  }
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    throw new ConfigError("config file must hold a JSON object", { object: file });
+  }
+  const out: ConfigInput = {};
+  for (const [key, raw] of Object.entries(data)) {
+    if (!(key in CONFIG_KEYS)) {
+      throw new ConfigError(`unknown key '${key}' in config file`, {
+        object: file,
+        hint: `known keys: ${Object.keys(CONFIG_KEYS).join(", ")}`,
+      });
+    }
+    coerce(key as ConfigKey, raw, file);
+    out[key as ConfigKey] = raw;
+  }
+  return out;
+}
+
+function coerce(key: ConfigKey, raw: unknown, source: string): unknown {
+  const spec = CONFIG_KEYS[key];
+  const bad = (why: string) =>
+    new ConfigError(`invalid value for '${key}': ${why}`, { object: source });
+  switch (spec.kind) {
+    case "path": {
+      if (typeof raw !== "string" || raw === "") throw bad("expected a non-empty path");
+      if (!raw.startsWith("/")) throw bad("expected an absolute path");
+      return raw;
+    }
+    case "name": {
+      if (typeof raw !== "string" || !/^[a-zA-Z0-9][a-zA-Z0-9_.@-]{0,127}$/.test(raw)) {
+        throw bad("expected a name of letters, digits, '_', '.', '@' and '-'");
+      }
+      return raw;
+    }
+    case "images": {
+      const list = typeof raw === "string" ? raw.split(",").map((s) => s.trim()).filter(Boolean) : raw;
+      if (!Array.isArray(list) || list.some((s) => typeof s !== "string" || s === "")) {
+        throw bad("expected a list of repositories");
+      }
+      return list;
+    }
+    case "seconds":
+    case "count": {
+      const n = typeof raw === "string" && /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw;
+      if (typeof n !== "number" || !Number.isFinite(n) || n < 0) throw bad("expected a number >= 0");
+      if (spec.kind === "count" && (!Number.isInteger(n) || n < 1)) throw bad("expected a whole number >= 1");
+      if (n > 86400) throw bad("expected at most 86400");
+      return n;
+    }
+    case "dockerHost": {
+      if (typeof raw !== "string" || !/^unix:\/\/\/.+/.test(raw)) {
+        throw bad("expected unix:///path/to/docker.sock (only unix sockets are supported)");
+      }
+      return raw;
+    }
+  }
+}
+
+function stripUndefined(input: ConfigInput): ConfigInput {
+  return Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
+}
+
+function readTextFileOrNull(path: string): string | null {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw new ConfigError("cannot read config file", { object: path, cause: err });
+  }
+}
+
+/** The socket path of a `unix://` docker host. */
+export function socketPath(dockerHost: string): string {
+  return dockerHost.replace(/^unix:\/\//, "");
+}

@@ -1,0 +1,81 @@
+/**
+ * Typed errors. Library code throws these; `main.ts` turns them into
+ * `error: <what failed>, '<object>': <why>` plus an optional `hint:` line and an exit code.
+ *
+ * Exit codes (a contract, documented in the README):
+ *   0 success / unchanged, 1 update failed or rolled back, 2 usage or rejected input,
+ *   3 configuration error, 4 Docker unreachable or Docker error, 5 another update holds the lock.
+ */
+
+export interface ErrorDetails {
+  /** The object the error is about: a file, a key, an image reference, a container. */
+  object?: string;
+  /** One line that tells the operator what to do next. */
+  hint?: string;
+  cause?: unknown;
+}
+
+export abstract class OpsError extends Error {
+  abstract readonly exitCode: number;
+  readonly object?: string;
+  readonly hint?: string;
+
+  constructor(message: string, details: ErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = new.target.name;
+    this.object = details.object;
+    this.hint = details.hint;
+  }
+}
+
+/** Bad flags or arguments. */
+export class UsageError extends OpsError {
+  readonly exitCode = 2;
+}
+
+/** Input refused before anything was touched: a bad image reference, a repository not allowed, a hostile trigger. */
+export class RejectedError extends OpsError {
+  readonly exitCode = 2;
+}
+
+/** A malformed config file or an unknown key. */
+export class ConfigError extends OpsError {
+  readonly exitCode = 3;
+}
+
+/** The Docker daemon is unreachable or answered with an error. */
+export class DockerError extends OpsError {
+  readonly exitCode = 4;
+  /** HTTP status of the Engine API answer, when there was one. */
+  readonly status?: number;
+  constructor(message: string, details: ErrorDetails & { status?: number } = {}) {
+    super(message, details);
+    this.status = details.status;
+  }
+}
+
+/** Another update holds the lock. */
+export class LockedError extends OpsError {
+  readonly exitCode = 5;
+}
+
+/** The update could not be carried out (the bot was left on the old version). */
+export class UpdateFailedError extends OpsError {
+  readonly exitCode = 1;
+}
+
+/** A feature that another issue will build. */
+export class NotImplementedError extends OpsError {
+  readonly exitCode = 2;
+}
+
+/** One line for the operator: `<what failed>, '<object>': <why>`. */
+export function describeError(err: unknown): { message: string; hint?: string; exitCode: number } {
+  if (err instanceof OpsError) {
+    const object = err.object ? `, '${err.object}'` : "";
+    const cause = err.cause instanceof Error ? `: ${err.cause.message}` : "";
+    return { message: `${err.message}${object}${cause}`, hint: err.hint, exitCode: err.exitCode };
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return { message, exitCode: 1 };
+}

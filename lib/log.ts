@@ -1,0 +1,172 @@
+/**
+ * Logging through LogTape: levels and fields, to stderr and to size-rotated files under logDir.
+ *
+ * Each command logs under its own category, and each category has its own file:
+ *   ["hyperbot-ops", "update"] -> update.log, ["hyperbot-ops", "watch"] -> monitor.log,
+ *   ["hyperbot-ops", "health"] -> health-check.log.
+ * Files are created with mode 0640 (the process umask is 027, see main.ts).
+ */
+
+import {
+  configure,
+  getConsoleSink,
+  getLogger,
+  type LogLevel,
+  type LogRecord,
+  reset,
+  type Sink,
+} from "@logtape/logtape";
+import { getRotatingFileSink } from "@logtape/file";
+import { join } from "node:path";
+
+export type Fields = Record<string, unknown>;
+
+/** What logic uses to log. Fields end up as `key=value` pairs after the message. */
+export interface Logger {
+  debug(message: string, fields?: Fields): void;
+  info(message: string, fields?: Fields): void;
+  warn(message: string, fields?: Fields): void;
+  error(message: string, fields?: Fields): void;
+}
+
+export type LogCategory = "update" | "watch" | "health" | "status" | "install";
+
+export const LOG_FILES: Record<LogCategory, string | null> = {
+  update: "update.log",
+  watch: "monitor.log",
+  health: "health-check.log",
+  status: null,
+  install: null,
+};
+
+export const MAX_LOG_BYTES = 5 * 1024 * 1024;
+export const MAX_LOG_FILES = 5;
+
+export interface LoggingOptions {
+  logDir: string;
+  /** Categories whose files this process writes. */
+  files: LogCategory[];
+  /** Lowest level written to stderr. */
+  stderrLevel?: LogLevel;
+  /** Whether stderr lines carry a timestamp (not under journald, which adds its own). */
+  stderrTimestamps?: boolean;
+  /** Lowest level written to files. */
+  fileLevel?: LogLevel;
+}
+
+/** Sets up LogTape once per process. Safe to call again (reconfigures). */
+export async function setupLogging(options: LoggingOptions): Promise<void> {
+  const sinks: Record<string, Sink> = {
+    stderr: getConsoleSink({
+      formatter: (record) => formatRecord(record, options.stderrTimestamps ?? false),
+      console: { ...console, debug: console.error, info: console.error, log: console.error } as Console,
+    }),
+  };
+  const loggers: Parameters<typeof configure>[0]["loggers"] = [
+    { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
+  ];
+  for (const category of Object.keys(LOG_FILES) as LogCategory[]) {
+    const file = LOG_FILES[category];
+    const categorySinks: string[] = [];
+    if (file && options.files.includes(category)) {
+      const path = join(options.logDir, file);
+      try {
+        Deno.mkdirSync(options.logDir, { recursive: true, mode: 0o750 });
+        sinks[category] = getRotatingFileSink(path, {
+          maxSize: MAX_LOG_BYTES,
+          maxFiles: MAX_LOG_FILES,
+          formatter: (record) => formatRecord(record, true) + "\n",
+        });
+        tightenMode(path);
+        categorySinks.push(category);
+      } catch (err) {
+        // A read-only or missing log folder must not stop an update: stderr still gets everything.
+        console.error(`warning: cannot write log file '${path}': ${(err as Error).message}`);
+      }
+    }
+    loggers.push({
+      category: ["hyperbot-ops", category],
+      lowestLevel: "debug",
+      sinks: categorySinks,
+    });
+  }
+  loggers.push({
+    category: ["hyperbot-ops"],
+    lowestLevel: options.stderrLevel ?? "info",
+    sinks: ["stderr"],
+  });
+  await configure({ sinks, loggers, reset: true });
+}
+
+/** Flushes and closes the file sinks. */
+export async function closeLogging(): Promise<void> {
+  await reset();
+}
+
+/** The logger of one category. */
+export function loggerFor(category: LogCategory): Logger {
+  const logger = getLogger(["hyperbot-ops", category]);
+  return {
+    debug: (message, fields) => logger.debug(message, fields ?? {}),
+    info: (message, fields) => logger.info(message, fields ?? {}),
+    warn: (message, fields) => logger.warn(message, fields ?? {}),
+    error: (message, fields) => logger.error(message, fields ?? {}),
+  };
+}
+
+/** A logger that writes nothing; for tests and for code that needs one before logging is set up. */
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** Collects log lines in memory; for tests. */
+export class MemoryLogger implements Logger {
+  readonly lines: { level: string; message: string; fields: Fields }[] = [];
+  debug(message: string, fields: Fields = {}) {
+    this.lines.push({ level: "debug", message, fields });
+  }
+  info(message: string, fields: Fields = {}) {
+    this.lines.push({ level: "info", message, fields });
+  }
+  warn(message: string, fields: Fields = {}) {
+    this.lines.push({ level: "warn", message, fields });
+  }
+  error(message: string, fields: Fields = {}) {
+    this.lines.push({ level: "error", message, fields });
+  }
+}
+
+const LEVEL_NAMES: Record<LogLevel, string> = {
+  trace: "TRACE",
+  debug: "DEBUG",
+  info: "INFO ",
+  warning: "WARN ",
+  error: "ERROR",
+  fatal: "FATAL",
+};
+
+/** `2026-01-05T10:00:00.000Z INFO  update: pulled image=… step=pull` */
+export function formatRecord(record: LogRecord, timestamp: boolean): string {
+  const message = record.message.map((part) => typeof part === "string" ? part : String(part))
+    .join("");
+  const fields = Object.entries(record.properties)
+    .filter(([, v]) => v !== undefined && v !== null && v !== "")
+    .map(([k, v]) => `${k}=${formatValue(v)}`)
+    .join(" ");
+  const head = `${LEVEL_NAMES[record.level]} ${record.category.slice(1).join(".")}: ${message}`;
+  const line = fields ? `${head} ${fields}` : head;
+  return timestamp ? `${new Date(record.timestamp).toISOString()} ${line}` : line;
+}
+
+function formatValue(value: unknown): string {
+  const text = typeof value === "string" ? value : JSON.stringify(value) ?? String(value);
+  // Quote values that would break `key=value` parsing; escape newlines so one event stays one line.
+  return /^[^\s"=]+$/.test(text) ? text : JSON.stringify(text);
+}
+
+function tightenMode(path: string) {
+  try {
+    const mode = Deno.statSync(path).mode;
+    if (mode !== null && (mode & 0o777) !== 0o640) Deno.chmodSync(path, 0o640);
+  } catch {
+    // The sink reports its own errors when it writes.
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * The data every surface renders: the update report, the status file the bot reads,
+ * and the journal a restarted process recovers from.
+ */
+
+export type Outcome = "updated" | "unchanged" | "rolled_back" | "failed" | "rejected";
+
+/** `state` in `<dataDir>/.update_status.json`: progress while running, then the result. */
+export type UpdateState =
+  | "pulling"
+  | "creating"
+  | "stopping"
+  | "starting"
+  | "verifying"
+  | "succeeded"
+  | "unchanged"
+  | "rolled_back"
+  | "failed"
+  | "rejected";
+
+/** The update's steps, in order. Each is written to the journal before it runs. */
+export const STEPS = [
+  "inspect",
+  "pull",
+  "compare",
+  "create",
+  "stop",
+  "rename",
+  "start",
+  "verify",
+  "cleanup",
+] as const;
+export type StepName = (typeof STEPS)[number] | "rollback";
+
+export interface StepRecord {
+  name: StepName;
+  startedAt: string;
+  finishedAt?: string;
+  ok?: boolean;
+  detail?: string;
+}
+
+export interface UpdateReport {
+  /** Our id of this update. */
+  id: string;
+  /** The caller's request id (from a JSON trigger), echoed back. */
+  requestId?: string;
+  outcome: Outcome;
+  container: string;
+  /** The image asked for. */
+  image: string | null;
+  /** The image the container ran before. */
+  previousImage: string | null;
+  /** The image ID the container runs after the update. */
+  imageId: string | null;
+  previousImageId: string | null;
+  startedAt: string;
+  finishedAt: string;
+  error: string | null;
+  warnings: string[];
+  steps: StepRecord[];
+}
+
+/** The status file the bot reads. Written atomically. */
+export interface StatusFile {
+  id: string;
+  requestId?: string;
+  state: UpdateState;
+  container: string;
+  image: string | null;
+  previousImage: string | null;
+  imageId: string | null;
+  startedAt: string;
+  finishedAt: string | null;
+  error: string | null;
+  warnings: string[];
+  steps: StepRecord[];
+}
+
+export function stateOfOutcome(outcome: Outcome): UpdateState {
+  return outcome === "updated" ? "succeeded" : outcome;
+}
+
+export function statusOfReport(report: UpdateReport): StatusFile {
+  return {
+    id: report.id,
+    ...(report.requestId ? { requestId: report.requestId } : {}),
+    state: stateOfOutcome(report.outcome),
+    container: report.container,
+    image: report.image,
+    previousImage: report.previousImage,
+    imageId: report.imageId,
+    startedAt: report.startedAt,
+    finishedAt: report.finishedAt,
+    error: report.error,
+    warnings: report.warnings,
+    steps: report.steps,
+  };
+}
+
+/** Exit code of an update outcome: 0 updated/unchanged, 1 rolled back or failed, 2 rejected. */
+export function exitCodeOfOutcome(outcome: Outcome): number {
+  switch (outcome) {
+    case "updated":
+    case "unchanged":
+      return 0;
+    case "rejected":
+      return 2;
+    default:
+      return 1;
+  }
+}
+
+/**
+ * The journal of the update in progress, in `<stateDir>/journal.json`. Written before each
+ * step; removed when the update has ended. What a restarted process needs to finish or undo it.
+ */
+export interface JournalEntry {
+  id: string;
+  requestId?: string;
+  pid: number;
+  startedAt: string;
+  container: string;
+  /** The step about to run (or running) when the journal was written. */
+  step: StepName;
+  /** Whether the new container passed verification (then recovery goes forward, else back). */
+  verified: boolean;
+  image: string | null;
+  previousImage: string | null;
+  previousImageId: string | null;
+  oldContainerId: string | null;
+  /** Whether the old container was running before the update (rollback restarts it only then). */
+  oldWasRunning: boolean;
+  newContainerId: string | null;
+  tempName: string;
+  previousName: string;
+  steps: StepRecord[];
+}
+
+/** The last successful update, kept in `<stateDir>/last-update.json` for `update --rollback`. */
+export interface LastUpdate {
+  id: string;
+  container: string;
+  finishedAt: string;
+  image: string;
+  imageId: string;
+  previousImage: string;
+  previousImageId: string;
+}

@@ -1,0 +1,57 @@
+/**
+ * Small interfaces for the state the update keeps outside Docker: the clock, the lock,
+ * the journal, the status file and history the bot reads, and the last-update record.
+ * Real implementations: lib/adapters/files.ts. Fakes: test/fakes/state.ts.
+ */
+
+import type { JournalEntry, LastUpdate, StatusFile } from "./report.ts";
+
+export interface Clock {
+  now(): Date;
+  /** Resolves after `ms` milliseconds. */
+  sleep(ms: number): Promise<void>;
+}
+
+export const systemClock: Clock = {
+  now: () => new Date(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
+
+export interface LockHolder {
+  pid: number;
+  command: string;
+  since: string;
+}
+
+export interface UpdateLock {
+  /**
+   * Takes the exclusive update lock without waiting. Throws LockedError naming the holder
+   * when another process holds it. The lock dies with the process (flock), so a kill -9
+   * never leaves it stale.
+   */
+  acquire(holder: LockHolder): Promise<{ release(): Promise<void> }>;
+  /** Who holds the lock now, or null when it is free. */
+  holder(): Promise<LockHolder | null>;
+}
+
+export interface JournalStore {
+  /** The update in progress, or null when none is. Throws on a corrupt journal only if unreadable. */
+  read(): Promise<JournalEntry | null>;
+  /** Writes atomically and durably (fsync) before the step it records runs. */
+  write(entry: JournalEntry): Promise<void>;
+  clear(): Promise<void>;
+}
+
+export interface StatusStore {
+  /** Writes `<dataDir>/.update_status.json` atomically, readable by the bot. */
+  write(status: StatusFile): Promise<void>;
+  /** Returns null when absent or unreadable. */
+  read(): Promise<StatusFile | null>;
+  /** Appends a finished update to `<dataDir>/.update_history.jsonl`, bounded in size. */
+  appendHistory(status: StatusFile): Promise<void>;
+}
+
+export interface LastUpdateStore {
+  read(): Promise<LastUpdate | null>;
+  write(last: LastUpdate): Promise<void>;
+}
