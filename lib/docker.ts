@@ -65,6 +65,7 @@ export interface HostConfig {
   PortBindings?: Record<string, unknown> | null;
   RestartPolicy?: { Name: string; MaximumRetryCount?: number };
   AutoRemove?: boolean;
+  Links?: string[] | null;
   [k: string]: unknown;
 }
 

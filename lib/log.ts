@@ -9,7 +9,6 @@
 
 import {
   configure,
-  getConsoleSink,
   getLogger,
   type LogLevel,
   type LogRecord,
@@ -57,10 +56,7 @@ export interface LoggingOptions {
 /** Sets up LogTape once per process. Safe to call again (reconfigures). */
 export async function setupLogging(options: LoggingOptions): Promise<void> {
   const sinks: Record<string, Sink> = {
-    stderr: getConsoleSink({
-      formatter: (record) => formatRecord(record, options.stderrTimestamps ?? false),
-      console: { ...console, debug: console.error, info: console.error, log: console.error } as Console,
-    }),
+    stderr: (record) => console.error(formatRecord(record, options.stderrTimestamps ?? false)),
   };
   const loggers: Parameters<typeof configure>[0]["loggers"] = [
     { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },

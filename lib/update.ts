@@ -1,12 +1,35 @@
 /**
- * The update engine. (Being written: this file currently holds only the public signature.)
+ * The update engine: one update of the bot container to a new image that never leaves the
+ * bot down. Pull while the old container runs; create the new one under a temporary name;
+ * stop the old (its own signal and timeout); swap names; start the new; verify; on failure
+ * put the old one back. Every step is journaled before it runs, so a killed process can be
+ * finished or undone by `recoverFromJournal`.
  */
 
 import type { Config } from "./config.ts";
-import type { CredentialStore, DockerEngine, PullProgress } from "./docker.ts";
+import type { ContainerInfo, CredentialStore, DockerEngine, PullProgress } from "./docker.ts";
+import { DockerError, RejectedError, UpdateFailedError, UsageError } from "./errors.ts";
+import { pruneImages } from "./images.ts";
+import {
+  checkImageRef,
+  formatImageRef,
+  type ImageRef,
+  parseImageRef,
+  repositoryOf,
+} from "./image_ref.ts";
 import type { Logger } from "./log.ts";
-import type { StepName, UpdateReport } from "./report.ts";
+import { buildCreateBody, recreateWarnings, unrecreatableReasons } from "./recreate.ts";
+import {
+  type JournalEntry,
+  type Outcome,
+  statusOfReport,
+  type StepName,
+  type StepRecord,
+  type UpdateReport,
+  type UpdateState,
+} from "./report.ts";
 import type { Clock, JournalStore, LastUpdateStore, StatusStore, UpdateLock } from "./state.ts";
+import { verifyContainer } from "./verify.ts";
 
 export interface UpdateDeps {
   docker: DockerEngine;
@@ -17,6 +40,8 @@ export interface UpdateDeps {
   journal: JournalStore;
   status: StatusStore;
   lastUpdate: LastUpdateStore;
+  /** Our process id, recorded in the lock and the journal. */
+  pid: number;
   /** Pull progress, for a TTY. */
   onPullProgress?: (progress: PullProgress) => void;
   /** Test hook: called after the journal records `step` and before it runs (kill -9 tests). */
@@ -35,26 +60,512 @@ export interface UpdateRequest {
   source: "cli" | "trigger";
 }
 
+/** How many lines of a failed container's output go to update.log. */
+const FAILED_LOG_LINES = 50;
+
 /**
- * Runs one update. Throws RejectedError (bad reference, repository not allowed) and
- * LockedError (another update runs) before anything is touched. Every other failure is a
- * report with outcome "failed" (the bot untouched) or "rolled_back" (the old container back).
- * Writes the status file and history as it goes.
+ * Runs one update. Throws RejectedError (bad reference, repository not allowed, a container
+ * that cannot be recreated faithfully) and LockedError (another update runs) before anything
+ * is touched, and DockerError when the daemon cannot be reached before anything was touched.
+ * Every other failure is a report with outcome "failed" (the bot untouched) or "rolled_back"
+ * (the old container back). Writes the status file and history as it goes.
  */
-export function runUpdate(
-  _deps: UpdateDeps,
-  _config: Config,
-  _request: UpdateRequest,
+export async function runUpdate(
+  deps: UpdateDeps,
+  config: Config,
+  request: UpdateRequest,
 ): Promise<UpdateReport> {
-  throw new Error("not yet written");
+  if (request.rollback && request.image != null) {
+    throw new UsageError("--rollback takes no image", { hint: "it goes back to the image that ran before" });
+  }
+  const ref = request.image == null ? null : parseImageRef(request.image);
+  const lock = await deps.lock.acquire({
+    pid: deps.pid,
+    command: `update (${request.source})`,
+    since: deps.clock.now().toISOString(),
+  });
+  try {
+    // A journal left by a killed process is finished first: it may hold the bot's old container.
+    if (await deps.journal.read()) await recoverLocked(deps, config);
+    return await new UpdateRun(deps, config, request, ref).run();
+  } finally {
+    await lock.release();
+  }
 }
 
 /**
  * Finishes or undoes an update a killed process left in the journal: after it, the bot
  * container exists and runs (old, or the verified new one), the other is removed, the status
  * file tells the truth and the journal is clear. Returns null when the journal was empty.
- * Takes the update lock; throws LockedError if another live update holds it.
+ * Takes the update lock; throws LockedError if another live update holds it, DockerError
+ * (journal kept) when the daemon cannot be reached.
  */
-export function recoverFromJournal(_deps: UpdateDeps, _config: Config): Promise<UpdateReport | null> {
-  throw new Error("not yet written");
+export async function recoverFromJournal(
+  deps: UpdateDeps,
+  config: Config,
+): Promise<UpdateReport | null> {
+  if (!(await deps.journal.read())) return null;
+  const lock = await deps.lock.acquire({
+    pid: deps.pid,
+    command: "recover",
+    since: deps.clock.now().toISOString(),
+  });
+  try {
+    return await recoverLocked(deps, config);
+  } finally {
+    await lock.release();
+  }
+}
+
+/** Names the update gives the containers while it swaps them. */
+export function swapNames(container: string) {
+  return { tempName: `${container}-updating`, previousName: `${container}-previous` };
+}
+
+/** The repositories that may be deployed: the configured list, or that of the running image. */
+export function allowedRepositories(config: Config, runningImageRef: string): string[] {
+  if (config.allowedImages.length) return config.allowedImages;
+  try {
+    return [repositoryOf(parseImageRef(runningImageRef))];
+  } catch {
+    return [];
+  }
+}
+
+class UpdateRun {
+  private readonly report: UpdateReport;
+  private readonly journal: JournalEntry;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly deps: UpdateDeps,
+    private readonly config: Config,
+    private readonly request: UpdateRequest,
+    private readonly ref: ImageRef | null,
+  ) {
+    const now = deps.clock.now().toISOString();
+    const id = `upd-${now.replace(/[-:.TZ]/g, "").slice(0, 14)}-${crypto.randomUUID().slice(0, 8)}`;
+    const names = swapNames(config.container);
+    this.report = {
+      id,
+      ...(request.requestId ? { requestId: request.requestId } : {}),
+      outcome: "failed",
+      container: config.container,
+      image: ref ? formatImageRef(ref) : null,
+      previousImage: null,
+      imageId: null,
+      previousImageId: null,
+      startedAt: now,
+      finishedAt: now,
+      error: null,
+      warnings: [],
+      steps: [],
+    };
+    this.journal = {
+      id,
+      ...(request.requestId ? { requestId: request.requestId } : {}),
+      pid: deps.pid,
+      startedAt: now,
+      container: config.container,
+      step: "inspect",
+      verified: false,
+      image: this.report.image,
+      previousImage: null,
+      previousImageId: null,
+      oldContainerId: null,
+      oldWasRunning: false,
+      newContainerId: null,
+      ...names,
+      steps: this.report.steps,
+    };
+    this.log = {
+      debug: (m, f) => deps.logger.debug(m, { ...this.fields(), ...f }),
+      info: (m, f) => deps.logger.info(m, { ...this.fields(), ...f }),
+      warn: (m, f) => deps.logger.warn(m, { ...this.fields(), ...f }),
+      error: (m, f) => deps.logger.error(m, { ...this.fields(), ...f }),
+    };
+  }
+
+  private fields() {
+    return { update: this.report.id, container: this.config.container, image: this.report.image ?? undefined };
+  }
+
+  async run(): Promise<UpdateReport> {
+    const { docker } = this.deps;
+    let old: ContainerInfo;
+    let target: string;
+    try {
+      old = await this.step("inspect", null, () => this.inspectOld());
+      target = await this.chooseTarget(old);
+      if (!this.request.rollback) await this.step("pull", "pulling", () => this.pull(target));
+      const newImageId = await this.step("compare", null, () => this.compare(old, target));
+      if (newImageId === null) return await this.finish("unchanged", null);
+      this.report.imageId = newImageId;
+    } catch (err) {
+      return await this.failBeforeTouching(err);
+    }
+
+    // From here the bot's container is touched; every failure ends in a rollback.
+    try {
+      const oldImage = await docker.inspectImage(old.imageId);
+      const warnings = recreateWarnings(old.inspect, oldImage?.config ?? null);
+      for (const w of warnings) this.warn(w);
+      const body = buildCreateBody(old.inspect, oldImage?.config ?? null, target);
+      this.journal.newContainerId = await this.step(
+        "create",
+        "creating",
+        () => docker.createContainer(this.journal.tempName, body),
+      );
+      await this.journal_();
+    } catch (err) {
+      // The old container was never stopped: remove what was created, and the bot is untouched.
+      await this.removeNew().catch((e) => this.log.error("could not remove the new container", { error: msg(e) }));
+      return await this.failBeforeTouching(err);
+    }
+
+    try {
+      await this.step("stop", "stopping", () => docker.stopContainer(old.id));
+      await this.step("rename", null, async () => {
+        await docker.renameContainer(old.id, this.journal.previousName);
+        await docker.renameContainer(this.journal.newContainerId!, this.config.container);
+      });
+      await this.step("start", "starting", () => docker.startContainer(this.journal.newContainerId!));
+      const verdict = await this.step("verify", "verifying", () =>
+        verifyContainer(docker, this.deps.clock, this.journal.newContainerId!, {
+          healthTimeoutSeconds: this.config.healthTimeoutSeconds,
+          stableSeconds: this.config.stableSeconds,
+        }));
+      if (!verdict.ok) throw new UpdateFailedError(verdict.reason);
+      this.log.info("new container verified", { detail: verdict.detail });
+    } catch (err) {
+      return await this.rollBack(err);
+    }
+
+    this.journal.verified = true;
+    await this.step("cleanup", null, () => this.cleanUp(old, target));
+    return await this.finish("updated", null);
+  }
+
+  private async inspectOld(): Promise<ContainerInfo> {
+    const { docker } = this.deps;
+    const old = await docker.inspectContainer(this.config.container);
+    if (!old) {
+      throw new UpdateFailedError("container not found", {
+        object: this.config.container,
+        hint: "check the `container` setting; `docker ps -a` lists the containers",
+      });
+    }
+    const reasons = unrecreatableReasons(old.inspect);
+    if (reasons.length) {
+      throw new RejectedError(`cannot recreate the container faithfully: ${reasons.join("; ")}`, {
+        object: old.name,
+      });
+    }
+    for (const name of [this.journal.tempName, this.journal.previousName]) {
+      const other = await docker.inspectContainer(name);
+      if (other && other.id !== old.id) {
+        throw new UpdateFailedError(
+          "a container already has the name an update needs",
+          { object: name, hint: `look at it with 'docker inspect ${name}' and remove it if it is not needed` },
+        );
+      }
+    }
+    this.journal.oldContainerId = old.id;
+    this.journal.oldWasRunning = old.running || old.restarting;
+    this.journal.previousImage = this.report.previousImage = old.imageRef;
+    this.journal.previousImageId = this.report.previousImageId = old.imageId;
+    this.report.imageId = old.imageId;
+    return old;
+  }
+
+  /** The reference to deploy, checked against allowedImages. */
+  private async chooseTarget(old: ContainerInfo): Promise<string> {
+    const allowed = allowedRepositories(this.config, old.imageRef);
+    if (this.request.rollback) {
+      const last = await this.deps.lastUpdate.read();
+      if (!last || last.container !== this.config.container) {
+        throw new UpdateFailedError("no earlier update to roll back to", {
+          object: this.config.container,
+          hint: "--rollback goes back to the image that ran before the last successful update",
+        });
+      }
+      const image = await this.deps.docker.inspectImage(last.previousImageId);
+      if (!image) {
+        throw new UpdateFailedError("the previous image is no longer present", {
+          object: `${last.previousImage} (${last.previousImageId})`,
+          hint: `pull it and run 'hyperbot-ops update ${last.previousImage}'`,
+        });
+      }
+      // Run it by name when the name still means that image, else by ID.
+      const byName = await this.deps.docker.inspectImage(last.previousImage);
+      const target = byName?.id === last.previousImageId ? last.previousImage : last.previousImageId;
+      this.report.image = this.journal.image = target;
+      return target;
+    }
+    const ref = this.ref ?? parseRunningImage(old.imageRef);
+    checkImageRef(formatImageRef(ref), allowed);
+    const target = formatImageRef(ref);
+    this.report.image = this.journal.image = target;
+    return target;
+  }
+
+  private async pull(target: string): Promise<void> {
+    const ref = parseImageRef(target);
+    const auth = await this.deps.credentials.lookup(ref.domain);
+    this.log.info("pulling image", { registry: ref.domain, auth: auth ? "docker login" : "none" });
+    await this.deps.docker.pullImage(target, { auth, onProgress: this.deps.onPullProgress });
+  }
+
+  /** The new image's ID, or null when nothing would change. */
+  private async compare(old: ContainerInfo, target: string): Promise<string | null> {
+    const image = await this.deps.docker.inspectImage(target);
+    if (!image) throw new UpdateFailedError("the image is not present after the pull", { object: target });
+    if (image.id === old.imageId && !this.request.force) {
+      this.log.info("the container already runs this image; nothing to do", { imageId: image.id });
+      return null;
+    }
+    return image.id;
+  }
+
+  private async cleanUp(old: ContainerInfo, target: string): Promise<void> {
+    const { docker } = this.deps;
+    await docker.removeContainer(old.id, { force: true });
+    const earlier = await this.deps.lastUpdate.read();
+    await this.deps.lastUpdate.write({
+      id: this.report.id,
+      container: this.config.container,
+      finishedAt: this.deps.clock.now().toISOString(),
+      image: target,
+      imageId: this.report.imageId!,
+      previousImage: old.imageRef,
+      previousImageId: old.imageId,
+    });
+    try {
+      await pruneImages(docker, this.log, {
+        repository: repositoryOf(parseRunningImage(target)),
+        keepIds: [this.report.imageId!, old.imageId],
+        keepImages: this.config.keepImages,
+        extraCandidates: earlier?.container === this.config.container ? [earlier.previousImageId] : [],
+      });
+    } catch (err) {
+      this.warn(`could not remove old images: ${msg(err)}`);
+    }
+  }
+
+  /** A failure before the old container was stopped: nothing to undo. */
+  private async failBeforeTouching(err: unknown): Promise<UpdateReport> {
+    if (err instanceof RejectedError) {
+      await this.deps.journal.clear();
+      throw err;
+    }
+    const report = await this.finish("failed", err);
+    // The watcher keeps the trigger and retries when the daemon itself is away.
+    if (isUnreachable(err) && this.report.steps.length <= 1) throw err;
+    return report;
+  }
+
+  private async rollBack(cause: unknown): Promise<UpdateReport> {
+    this.log.error("update failed; rolling back", { error: msg(cause) });
+    try {
+      await this.step("rollback", null, () => rollBackContainers(this.deps, this.journal, this.log));
+    } catch (err) {
+      // The journal stays: the watcher (or the next update) finishes the rollback.
+      this.log.error("rollback did not complete; the journal keeps what is left to do", {
+        error: msg(err),
+      });
+      return await this.finish("failed", new UpdateFailedError(`${msg(cause)}; rollback failed: ${msg(err)}`), {
+        keepJournal: true,
+      });
+    }
+    this.report.imageId = this.journal.previousImageId;
+    return await this.finish("rolled_back", cause);
+  }
+
+  private async finish(outcome: Outcome, err: unknown, options: { keepJournal?: boolean } = {}) {
+    this.report.outcome = outcome;
+    this.report.error = err === null ? null : msg(err);
+    this.report.finishedAt = this.deps.clock.now().toISOString();
+    const status = statusOfReport(this.report);
+    await this.deps.status.write(status).catch((e) => this.log.error("cannot write the status file", { error: msg(e) }));
+    await this.deps.status.appendHistory(status).catch((e) => this.log.warn("cannot append to history", { error: msg(e) }));
+    if (!options.keepJournal) await this.deps.journal.clear();
+    const level = outcome === "updated" || outcome === "unchanged" ? "info" : "error";
+    this.log[level](`update ${outcome}`, { outcome, error: this.report.error ?? undefined, imageId: this.report.imageId ?? undefined });
+    return this.report;
+  }
+
+  private async step<T>(name: StepName, state: UpdateState | null, fn: () => Promise<T>): Promise<T> {
+    const record: StepRecord = { name, startedAt: this.deps.clock.now().toISOString() };
+    this.report.steps.push(record);
+    this.journal.step = name;
+    await this.journal_();
+    if (state) await this.writeProgress(state);
+    await this.deps.beforeStep?.(name);
+    this.log.info(`step ${name}`, { step: name });
+    try {
+      const result = await fn();
+      record.ok = true;
+      return result;
+    } catch (err) {
+      record.ok = false;
+      record.detail = msg(err);
+      throw err;
+    } finally {
+      record.finishedAt = this.deps.clock.now().toISOString();
+    }
+  }
+
+  private journal_() {
+    return this.deps.journal.write(this.journal);
+  }
+
+  private async writeProgress(state: UpdateState) {
+    const status = { ...statusOfReport(this.report), state, finishedAt: null, error: null };
+    await this.deps.status.write(status).catch((e) => this.log.warn("cannot write the status file", { error: msg(e) }));
+  }
+
+  private warn(text: string) {
+    this.report.warnings.push(text);
+    this.log.warn(text);
+  }
+
+  private async removeNew() {
+    if (this.journal.newContainerId) await this.deps.docker.removeContainer(this.journal.newContainerId, { force: true });
+  }
+}
+
+/**
+ * Puts the old container back: removes the new one (keeping its last output in the log),
+ * gives the old one its name back, starts it if it was running, and checks that it runs.
+ */
+async function rollBackContainers(deps: UpdateDeps, j: JournalEntry, log: Logger): Promise<void> {
+  const { docker } = deps;
+  if (!j.oldContainerId) return;
+  const removed = new Set<string>();
+  for (const candidate of [j.newContainerId, j.tempName, j.container]) {
+    if (!candidate) continue;
+    const info = await docker.inspectContainer(candidate);
+    if (!info || info.id === j.oldContainerId || removed.has(info.id)) continue;
+    const output = await docker.containerLogs(info.id, FAILED_LOG_LINES).catch(() => "");
+    log.error("output of the new container before removal", {
+      containerId: info.id.slice(0, 12),
+      exitCode: info.exitCode,
+      logs: output.trimEnd(),
+    });
+    await docker.removeContainer(info.id, { force: true });
+    removed.add(info.id);
+  }
+  const old = await docker.inspectContainer(j.oldContainerId);
+  if (!old) throw new DockerError("the old container is gone", { object: j.oldContainerId });
+  if (old.name !== j.container) await docker.renameContainer(old.id, j.container);
+  if (!j.oldWasRunning) return;
+  if (!old.running) await docker.startContainer(old.id);
+  await deps.clock.sleep(1000);
+  const after = await docker.inspectContainer(old.id);
+  if (!after?.running) {
+    throw new UpdateFailedError(`the old container did not stay running (exit code ${after?.exitCode})`, {
+      object: j.container,
+    });
+  }
+  log.info("old container is back and running", { containerId: old.id.slice(0, 12) });
+}
+
+/** Completes an update whose new container was verified: names it, runs it, removes the old one. */
+async function finishForward(deps: UpdateDeps, j: JournalEntry): Promise<string | null> {
+  const { docker } = deps;
+  const fresh = j.newContainerId ? await docker.inspectContainer(j.newContainerId) : null;
+  if (!fresh) throw new DockerError("the verified new container is gone", { object: j.newContainerId ?? j.tempName });
+  if (fresh.name !== j.container) await docker.renameContainer(fresh.id, j.container);
+  if (!fresh.running) await docker.startContainer(fresh.id);
+  if (j.oldContainerId && j.oldContainerId !== fresh.id) {
+    await docker.removeContainer(j.oldContainerId, { force: true });
+  }
+  return fresh.imageId;
+}
+
+const UNTOUCHED_STEPS: StepName[] = ["inspect", "pull", "compare"];
+
+async function recoverLocked(deps: UpdateDeps, config: Config): Promise<UpdateReport | null> {
+  const j = await deps.journal.read();
+  if (!j) return null;
+  const log = deps.logger;
+  const fields = { update: j.id, container: j.container, step: j.step };
+  log.warn("found an interrupted update in the journal; recovering", fields);
+  const now = () => deps.clock.now().toISOString();
+  const report: UpdateReport = {
+    id: j.id,
+    ...(j.requestId ? { requestId: j.requestId } : {}),
+    outcome: "failed",
+    container: j.container,
+    image: j.image,
+    previousImage: j.previousImage,
+    imageId: j.previousImageId,
+    previousImageId: j.previousImageId,
+    startedAt: j.startedAt,
+    finishedAt: now(),
+    error: null,
+    warnings: [],
+    steps: j.steps,
+  };
+  const record: StepRecord = { name: "rollback", startedAt: now() };
+  if (j.verified) {
+    record.name = "cleanup";
+    report.steps.push(record);
+    report.imageId = await finishForward(deps, j);
+    report.outcome = "updated";
+    if (j.image && report.imageId && j.previousImage && j.previousImageId) {
+      await deps.lastUpdate.write({
+        id: j.id,
+        container: j.container,
+        finishedAt: now(),
+        image: j.image,
+        imageId: report.imageId,
+        previousImage: j.previousImage,
+        previousImageId: j.previousImageId,
+      });
+    }
+  } else if (UNTOUCHED_STEPS.includes(j.step)) {
+    report.outcome = "failed";
+    report.error = `interrupted during step '${j.step}'; nothing was changed`;
+  } else {
+    report.steps.push(record);
+    await rollBackContainers(deps, j, log);
+    report.outcome = "rolled_back";
+    report.error = `interrupted during step '${j.step}'; rolled back to ${j.previousImage}`;
+  }
+  record.finishedAt = report.finishedAt = now();
+  record.ok = true;
+  if (config.container !== j.container) {
+    report.warnings.push(`the journal was for container '${j.container}', the config names '${config.container}'`);
+  }
+  const status = statusOfReport(report);
+  await deps.status.write(status).catch((e) => log.error("cannot write the status file", { error: msg(e) }));
+  await deps.status.appendHistory(status).catch(() => {});
+  await deps.journal.clear();
+  log.warn(`recovered interrupted update: ${report.outcome}`, { ...fields, outcome: report.outcome });
+  return report;
+}
+
+function parseRunningImage(imageRef: string): ImageRef {
+  try {
+    return parseImageRef(imageRef);
+  } catch (err) {
+    throw new UpdateFailedError("the container's image reference cannot be parsed; name an image", {
+      object: imageRef,
+      cause: err,
+    });
+  }
+}
+
+/** A connection-level Docker failure (no HTTP answer at all). */
+export function isUnreachable(err: unknown): boolean {
+  return err instanceof DockerError && err.status === undefined && /reach|connect|socket/i.test(err.message);
+}
+
+function msg(err: unknown): string {
+  if (err instanceof Error) {
+    const object = (err as { object?: string }).object;
+    return object ? `${err.message}: '${object}'` : err.message;
+  }
+  return String(err);
 }

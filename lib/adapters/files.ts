@@ -39,13 +39,13 @@ export async function writeFileAtomic(
   const file = await Deno.open(tmp, { write: true, createNew: true, mode });
   try {
     await file.write(new TextEncoder().encode(content));
-    // The umask may have narrowed the mode; the bot may need to read the file.
-    await file.chmod(mode);
     await file.sync();
   } finally {
     file.close();
   }
   try {
+    // The umask may have narrowed the mode; the bot may need to read the file.
+    await Deno.chmod(tmp, mode);
     await Deno.rename(tmp, path);
   } catch (err) {
     await Deno.remove(tmp).catch(() => {});

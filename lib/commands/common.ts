@@ -53,7 +53,7 @@ export function parseCommandArgs(
   argv: string[],
   options: Options,
   allowPositionals = 0,
-) {
+): ParsedArgs {
   let parsed;
   try {
     parsed = parseArgs({
@@ -74,7 +74,12 @@ export function parseCommandArgs(
       hint: `see 'hyperbot-ops ${command} --help'`,
     });
   }
-  return parsed;
+  return { values: parsed.values as ParsedArgs["values"], positionals: parsed.positionals };
+}
+
+export interface ParsedArgs {
+  values: Record<string, string | boolean | string[] | undefined>;
+  positionals: string[];
 }
 
 /** The config flags out of parsed values, as loadConfig wants them. */

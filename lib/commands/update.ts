@@ -1,0 +1,119 @@
+import { loadConfig } from "../config.ts";
+import { createRealDeps } from "../deps.ts";
+import type { PullProgress } from "../docker.ts";
+import { loggerFor, setupLogging } from "../log.ts";
+import { exitCodeOfOutcome, type UpdateReport } from "../report.ts";
+import { runUpdate } from "../update.ts";
+import {
+  type CliContext,
+  type Command,
+  CONFIG_FLAGS_HELP,
+  configFlags,
+  parseCommandArgs,
+} from "./common.ts";
+
+const HELP = `hyperbot-ops update [IMAGE] [options]
+
+Updates the bot container to IMAGE (default: re-pull the image it runs now) without leaving
+it down: pulls while the old container runs, creates the new one beside it, swaps, verifies
+(HEALTHCHECK healthy, or running with no restart for stableSeconds), and rolls back on failure.
+
+Options:
+  --force        recreate even when the image has not changed
+  --rollback     go back to the image that ran before the last successful update (no pull)
+  --json         print the report as JSON on stdout
+  -h, --help     this help
+
+${CONFIG_FLAGS_HELP}
+
+Exit codes: 0 updated or unchanged, 1 rolled back or failed, 2 rejected or bad usage,
+3 config error, 4 Docker unreachable, 5 another update is running.`;
+
+export const updateCommand: Command = {
+  name: "update",
+  summary: "update the bot container once (safe: verify, roll back on failure)",
+  help: HELP,
+  async run(argv, ctx) {
+    const { values, positionals } = parseCommandArgs("update", argv, {
+      force: { type: "boolean" },
+      rollback: { type: "boolean" },
+      json: { type: "boolean" },
+    }, 1);
+    const config = loadConfig({ ...configFlags(values), env: ctx.env });
+    await setupLogging({ logDir: config.logDir, files: ["update"] });
+    const deps = createRealDeps(config, loggerFor("update"), ctx.env);
+    const progress = ctx.isTty && !values.json ? new PullProgressLine() : null;
+    if (progress) deps.onPullProgress = (p) => progress.update(p);
+    try {
+      const report = await runUpdate(deps, config, {
+        image: positionals[0] ?? null,
+        force: Boolean(values.force),
+        rollback: Boolean(values.rollback),
+        source: "cli",
+      });
+      progress?.done();
+      ctx.stdout(values.json ? JSON.stringify(report, null, 2) : renderReport(report, ctx));
+      return exitCodeOfOutcome(report.outcome);
+    } finally {
+      progress?.done();
+      deps.close();
+    }
+  },
+};
+
+const MARK: Record<UpdateReport["outcome"], string> = {
+  updated: "✅",
+  unchanged: "✅",
+  rolled_back: "❌",
+  failed: "❌",
+  rejected: "❌",
+};
+
+export function renderReport(report: UpdateReport, ctx: Pick<CliContext, "env">): string {
+  const plain = Boolean(ctx.env.NO_COLOR);
+  const mark = plain ? "" : `${MARK[report.outcome]} `;
+  const lines = [`${mark}${report.outcome}: ${report.container}`];
+  lines.push(`  image:    ${report.image ?? "-"}`);
+  lines.push(`  previous: ${report.previousImage ?? "-"}`);
+  lines.push(`  image id: ${report.imageId ?? "-"}`);
+  if (report.error) lines.push(`  error:    ${report.error}`);
+  for (const w of report.warnings) lines.push(`  warning:  ${w}`);
+  lines.push(
+    `  steps:    ${report.steps.map((s) => `${s.name}${s.ok === false ? "(failed)" : ""}`).join(" → ")}`,
+  );
+  lines.push(`  id:       ${report.id}`);
+  return lines.join("\n");
+}
+
+/** One status line on stderr, rewritten as layers download. Only on a TTY. */
+class PullProgressLine {
+  private readonly layers = new Map<string, { current: number; total: number; done: boolean }>();
+  private last = 0;
+  private shown = false;
+
+  update(p: PullProgress) {
+    if (p.id && p.id.length === 12) {
+      const layer = this.layers.get(p.id) ?? { current: 0, total: 0, done: false };
+      if (p.total) layer.total = p.total;
+      if (p.current !== undefined && /Download/.test(p.status)) layer.current = p.current;
+      if (/Pull complete|Already exists|Download complete/.test(p.status)) layer.done = true;
+      this.layers.set(p.id, layer);
+    }
+    const now = Date.now();
+    if (now - this.last < 100) return;
+    this.last = now;
+    const layers = [...this.layers.values()];
+    const done = layers.filter((l) => l.done).length;
+    const mb = (n: number) => (n / 1e6).toFixed(1);
+    const current = layers.reduce((a, l) => a + (l.done ? l.total : l.current), 0);
+    const total = layers.reduce((a, l) => a + l.total, 0);
+    const text = `pulling: ${done}/${layers.length} layers, ${mb(current)}/${mb(total)} MB`;
+    Deno.stderr.writeSync(new TextEncoder().encode(`\r\x1b[2K${text}`));
+    this.shown = true;
+  }
+
+  done() {
+    if (this.shown) Deno.stderr.writeSync(new TextEncoder().encode("\r\x1b[2K"));
+    this.shown = false;
+  }
+}

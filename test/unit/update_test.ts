@@ -1,0 +1,383 @@
+import assert from "node:assert/strict";
+import { loadConfig } from "../../lib/config.ts";
+import { LockedError, RejectedError } from "../../lib/errors.ts";
+import { MemoryLogger } from "../../lib/log.ts";
+import { STEPS, type StepName } from "../../lib/report.ts";
+import { recoverFromJournal, runUpdate, type UpdateDeps } from "../../lib/update.ts";
+import { FakeDockerEngine, type FakeDockerOptions } from "../fakes/docker.ts";
+import { FakeClock, FakeJournal, FakeLastUpdate, FakeLock, FakeStatus } from "../fakes/state.ts";
+
+const REPO = "registry.example.com:5000/org/bot";
+const V1 = `${REPO}:1.0`;
+const V2 = `${REPO}:2.0`;
+const BROKEN = `${REPO}:broken`;
+
+const V1_CONFIG = {
+  Env: ["PATH=/bin", "APP_VERSION=1", "ONLY_IN_V1=yes"],
+  Cmd: ["/bin/bot", "--v1"],
+  Labels: { "org.opencontainers.image.version": "1.0" },
+  WorkingDir: "/app",
+  Volumes: { "/data": {} },
+};
+const V2_CONFIG = {
+  Env: ["PATH=/bin", "APP_VERSION=2"],
+  Cmd: ["/bin/bot", "--v2"],
+  Labels: { "org.opencontainers.image.version": "2.0" },
+  WorkingDir: "/app",
+  Volumes: { "/data": {} },
+};
+
+function config(overrides: Record<string, unknown> = {}) {
+  return loadConfig({
+    env: {},
+    readTextFile: () => null,
+    flags: { container: "bot", stableSeconds: 2, healthTimeoutSeconds: 10, ...overrides },
+  });
+}
+
+interface World {
+  docker: FakeDockerEngine;
+  deps: UpdateDeps;
+  journal: FakeJournal;
+  status: FakeStatus;
+  lastUpdate: FakeLastUpdate;
+  logger: MemoryLogger;
+  oldId: string;
+}
+
+async function world(options: FakeDockerOptions = {}): Promise<World> {
+  const docker = new FakeDockerEngine(options);
+  docker.addImage(V1, V1_CONFIG);
+  docker.publishImage(V1, V1_CONFIG);
+  docker.publishImage(V2, V2_CONFIG);
+  docker.publishImage(BROKEN, V2_CONFIG);
+  const oldId = await docker.runContainer("bot", {
+    Image: V1,
+    Env: ["MY_SETTING=keep", "APP_VERSION=1"],
+    Labels: { "my.label": "keep" },
+    HostConfig: {
+      Binds: ["/opt/trading-system/data:/app/data"],
+      PortBindings: { "8080/tcp": [{ HostIp: "127.0.0.1", HostPort: "18080" }] },
+      RestartPolicy: { Name: "unless-stopped" },
+      Memory: 256 * 1024 * 1024,
+    },
+  });
+  const journal = new FakeJournal();
+  const status = new FakeStatus();
+  const lastUpdate = new FakeLastUpdate();
+  const logger = new MemoryLogger();
+  const deps: UpdateDeps = {
+    docker,
+    credentials: { lookup: () => Promise.resolve(null) },
+    clock: new FakeClock(),
+    logger,
+    lock: new FakeLock(),
+    journal,
+    status,
+    lastUpdate,
+    pid: 4242,
+  };
+  return { docker, deps, journal, status, lastUpdate, logger, oldId };
+}
+
+async function botOf(w: World) {
+  const info = await w.docker.inspectContainer("bot");
+  assert.ok(info, "the bot container exists");
+  return info;
+}
+
+function assertNoLeftovers(w: World) {
+  const names = w.docker.containerNames();
+  assert.deepEqual(names.filter((n) => n.startsWith("bot")), ["bot"]);
+}
+
+Deno.test("update to a new image recreates the bot with its settings and the new image's defaults", async () => {
+  const w = await world();
+  const report = await runUpdate(w.deps, config(), { image: V2, source: "cli" });
+  assert.equal(report.outcome, "updated", report.error ?? "");
+  const bot = await botOf(w);
+  assert.notEqual(bot.id, w.oldId);
+  assert.ok(bot.running);
+  assert.equal(bot.imageRef, V2);
+  const env = bot.inspect.Config.Env ?? [];
+  assert.ok(env.includes("MY_SETTING=keep"), "the container's own env is kept");
+  assert.ok(env.includes("APP_VERSION=2"), "a value the old image supplied gives way to the new image's");
+  assert.ok(!env.includes("ONLY_IN_V1=yes"), "the old image's env does not leak into the new container");
+  assert.deepEqual(bot.inspect.Config.Cmd, ["/bin/bot", "--v2"]);
+  assert.equal(bot.labels["my.label"], "keep");
+  assert.equal(bot.labels["org.opencontainers.image.version"], "2.0");
+  assert.deepEqual(bot.inspect.HostConfig.Binds, ["/opt/trading-system/data:/app/data"]);
+  assert.deepEqual(bot.inspect.HostConfig.RestartPolicy, { Name: "unless-stopped" });
+  assert.equal(bot.inspect.HostConfig.Memory, 256 * 1024 * 1024);
+  assertNoLeftovers(w);
+  assert.equal(w.journal.entry, null, "the journal is clear");
+  assert.equal(w.status.current?.state, "succeeded");
+  assert.equal(w.status.current?.previousImage, V1);
+  assert.deepEqual(
+    w.status.states,
+    ["pulling", "creating", "stopping", "starting", "verifying", "succeeded"],
+  );
+  assert.equal(w.status.history.length, 1);
+  assert.equal(w.lastUpdate.value?.previousImage, V1);
+});
+
+Deno.test("update pulls before it stops the old container", async () => {
+  const w = await world();
+  await runUpdate(w.deps, config(), { image: V2, source: "cli" });
+  const order = w.docker.calls.map((c) => c.method);
+  assert.ok(order.indexOf("pullImage") < order.indexOf("createContainer"));
+  assert.ok(order.indexOf("createContainer") < order.indexOf("stopContainer"));
+  assert.ok(order.indexOf("stopContainer") < order.indexOf("startContainer", order.indexOf("stopContainer")));
+});
+
+Deno.test("update keeps the anonymous volume of the old container instead of an empty one", async () => {
+  const w = await world();
+  const before = (await botOf(w)).inspect.Mounts?.find((m) => m.Destination === "/data");
+  assert.ok(before?.Name, "the old container has an anonymous volume at /data");
+  await runUpdate(w.deps, config(), { image: V2, source: "cli" });
+  const after = (await botOf(w)).inspect.Mounts?.find((m) => m.Destination === "/data");
+  assert.equal(after?.Name, before.Name);
+});
+
+Deno.test("update of the image already running is unchanged and restarts nothing", async () => {
+  const w = await world();
+  const report = await runUpdate(w.deps, config(), { image: V1, source: "cli" });
+  assert.equal(report.outcome, "unchanged");
+  assert.equal((await botOf(w)).id, w.oldId);
+  assert.equal(w.docker.callsTo("createContainer").length, 0);
+  assert.equal(w.docker.callsTo("stopContainer").length, 0);
+  assert.equal(w.status.current?.state, "unchanged");
+});
+
+Deno.test("update without an image re-pulls the tag the container runs", async () => {
+  const w = await world();
+  const report = await runUpdate(w.deps, config(), { source: "cli" });
+  assert.equal(report.outcome, "unchanged");
+  assert.deepEqual(w.docker.callsTo("pullImage")[0][0], V1);
+});
+
+Deno.test("update --force recreates the container on the same image", async () => {
+  const w = await world();
+  const report = await runUpdate(w.deps, config(), { image: V1, force: true, source: "cli" });
+  assert.equal(report.outcome, "updated");
+  const bot = await botOf(w);
+  assert.notEqual(bot.id, w.oldId);
+  assert.ok(bot.running);
+});
+
+for (
+  const [why, options] of [
+    ["the new container exits at once", { exitAfterStart: new Map([[BROKEN, 1]]) }],
+    ["the new container crash-loops", { crashLoop: BROKEN }],
+    ["the new container cannot start because its port is taken", { portConflictFor: BROKEN }],
+    ["the new container fails to start", { failStartOf: BROKEN }],
+  ] as [string, FakeDockerOptions][]
+) {
+  Deno.test(`update rolls back when ${why}`, async () => {
+    const w = await world(options);
+    const report = await runUpdate(w.deps, config(), { image: BROKEN, source: "cli" });
+    assert.equal(report.outcome, "rolled_back");
+    assert.ok(report.error);
+    const bot = await botOf(w);
+    assert.equal(bot.id, w.oldId, "the old container is back under its name");
+    assert.ok(bot.running);
+    assertNoLeftovers(w);
+    assert.equal(w.journal.entry, null);
+    assert.equal(w.status.current?.state, "rolled_back");
+    assert.equal(w.lastUpdate.value, null, "a rolled back update is no rollback target");
+  });
+}
+
+Deno.test("update rolls back when the new container never becomes healthy", async () => {
+  const w = await world({ healthOf: new Map([[BROKEN, "starting" as const]]) });
+  w.docker.publishImage(BROKEN, { ...V2_CONFIG, Healthcheck: { Test: ["CMD", "true"], Interval: 1e9 } });
+  const report = await runUpdate(w.deps, config({ healthTimeoutSeconds: 5 }), {
+    image: BROKEN,
+    source: "cli",
+  });
+  assert.equal(report.outcome, "rolled_back");
+  assert.match(report.error ?? "", /did not become healthy within 5s/);
+  assert.equal((await botOf(w)).id, w.oldId);
+});
+
+Deno.test("update rolls back when the new container turns unhealthy", async () => {
+  const w = await world({ healthOf: new Map([[BROKEN, ["starting", "unhealthy"] as ("starting" | "unhealthy")[]]]) });
+  w.docker.publishImage(BROKEN, { ...V2_CONFIG, Healthcheck: { Test: ["CMD", "false"], Interval: 1e9 } });
+  const report = await runUpdate(w.deps, config(), { image: BROKEN, source: "cli" });
+  assert.equal(report.outcome, "rolled_back");
+  assert.match(report.error ?? "", /unhealthy/);
+  assert.equal((await botOf(w)).id, w.oldId);
+});
+
+Deno.test("update succeeds when a HEALTHCHECK reports healthy", async () => {
+  const w = await world({ healthOf: new Map([[V2, ["starting", "starting", "healthy"] as ("starting" | "healthy")[]]]) });
+  w.docker.publishImage(V2, { ...V2_CONFIG, Healthcheck: { Test: ["CMD", "true"], Interval: 1e9 } });
+  const report = await runUpdate(w.deps, config(), { image: V2, source: "cli" });
+  assert.equal(report.outcome, "updated", report.error ?? "");
+});
+
+for (const failure of ["not_found", "unreachable", "disk_full", "unauthorized"] as const) {
+  Deno.test(`update fails with the bot untouched when the pull fails (${failure})`, async () => {
+    const w = await world({ failPull: failure });
+    const report = await runUpdate(w.deps, config(), { image: V2, source: "cli" });
+    assert.equal(report.outcome, "failed");
+    assert.ok(report.error);
+    assert.equal((await botOf(w)).id, w.oldId);
+    assert.equal(w.docker.callsTo("createContainer").length, 0);
+    assert.equal(w.docker.callsTo("stopContainer").length, 0);
+    assert.equal(w.status.current?.state, "failed");
+  });
+}
+
+Deno.test("update rejects a malformed reference before touching anything", async () => {
+  const w = await world();
+  for (const bad of ["", "org/UPPER:1", "a b", "repo:tag;rm -rf /", "repo@sha256:xyz", "repo:" + "x".repeat(200)]) {
+    await assert.rejects(runUpdate(w.deps, config(), { image: bad, source: "cli" }), RejectedError, bad);
+  }
+  assert.equal(w.docker.calls.length, 0);
+  assert.equal(w.status.current, null);
+});
+
+Deno.test("update rejects a repository outside allowedImages before pulling", async () => {
+  const w = await world();
+  await assert.rejects(
+    runUpdate(w.deps, config(), { image: "evil.example.com/org/bot:2.0", source: "cli" }),
+    RejectedError,
+  );
+  await assert.rejects(
+    runUpdate(w.deps, config({ allowedImages: ["other.example.com/app"] }), { image: V2, source: "cli" }),
+    RejectedError,
+  );
+  assert.equal(w.docker.callsTo("pullImage").length, 0);
+  assert.equal((await botOf(w)).id, w.oldId);
+  assert.equal(w.journal.entry, null);
+});
+
+Deno.test("a second update while one holds the lock is refused", async () => {
+  const w = await world();
+  await w.deps.lock.acquire({ pid: 1, command: "update (cli)", since: "now" });
+  await assert.rejects(runUpdate(w.deps, config(), { image: V2, source: "cli" }), LockedError);
+  assert.equal(w.docker.calls.length, 0);
+});
+
+Deno.test("update --rollback goes back to the image that ran before", async () => {
+  const w = await world();
+  const v1Id = (await botOf(w)).imageId;
+  assert.equal((await runUpdate(w.deps, config(), { image: V2, source: "cli" })).outcome, "updated");
+  const pulls = w.docker.callsTo("pullImage").length;
+  const report = await runUpdate(w.deps, config(), { rollback: true, source: "cli" });
+  assert.equal(report.outcome, "updated", report.error ?? "");
+  const bot = await botOf(w);
+  assert.equal(bot.imageId, v1Id);
+  assert.equal(bot.imageRef, V1);
+  assert.equal(w.docker.callsTo("pullImage").length, pulls, "no pull for a rollback");
+  assert.equal(w.lastUpdate.value?.previousImage, V2);
+});
+
+Deno.test("update --rollback without an earlier update fails and changes nothing", async () => {
+  const w = await world();
+  const report = await runUpdate(w.deps, config(), { rollback: true, source: "cli" });
+  assert.equal(report.outcome, "failed");
+  assert.match(report.error ?? "", /no earlier update/);
+  assert.equal((await botOf(w)).id, w.oldId);
+});
+
+Deno.test("update refuses a container started with --rm", async () => {
+  const w = await world();
+  w.docker.addImage(V1, V1_CONFIG);
+  await w.docker.runContainer("rmbot", { Image: V1, HostConfig: { AutoRemove: true } });
+  await assert.rejects(
+    runUpdate(w.deps, config({ container: "rmbot" }), { image: V2, source: "cli" }),
+    RejectedError,
+  );
+  assert.equal(w.docker.callsTo("createContainer").length, 0);
+});
+
+Deno.test("update warns that the compose file still names the old tag", async () => {
+  const w = await world();
+  await w.docker.runContainer("cbot", {
+    Image: V1,
+    Labels: { "com.docker.compose.project": "trading", "com.docker.compose.service": "app" },
+  });
+  const report = await runUpdate(w.deps, config({ container: "cbot" }), { image: V2, source: "cli" });
+  assert.equal(report.outcome, "updated");
+  assert.match(report.warnings.join("\n"), /compose/);
+  const bot = await w.docker.inspectContainer("cbot");
+  assert.equal(bot?.labels["com.docker.compose.project"], "trading");
+});
+
+Deno.test("update keeps only keepImages images of the repository", async () => {
+  const w = await world();
+  const v1Id = (await botOf(w)).imageId;
+  await runUpdate(w.deps, config({ keepImages: 2 }), { image: V2, source: "cli" });
+  assert.ok(await w.docker.inspectImage(v1Id), "the previous image is kept for --rollback");
+  w.docker.publishImage(`${REPO}:3.0`, { ...V2_CONFIG, Env: ["APP_VERSION=3"] });
+  await runUpdate(w.deps, config({ keepImages: 2 }), { image: `${REPO}:3.0`, source: "cli" });
+  assert.equal(await w.docker.inspectImage(v1Id), null, "the image two updates back is removed");
+  assert.ok(await w.docker.inspectImage(V2));
+});
+
+/** Runs an update that "dies" when it reaches `step`: the promise is abandoned, as with kill -9. */
+async function crashAt(w: World, image: string, step: StepName) {
+  let reached = false;
+  const deps: UpdateDeps = {
+    ...w.deps,
+    beforeStep: (s) => {
+      if (s !== step) return;
+      reached = true;
+      return new Promise<void>(() => {}); // never returns: the process is gone
+    },
+  };
+  void runUpdate(deps, config(), { image, source: "trigger" });
+  for (let i = 0; i < 200 && !reached; i++) await new Promise((r) => setTimeout(r, 0));
+  return reached;
+}
+
+for (const step of STEPS) {
+  for (const image of [V2, BROKEN]) {
+    Deno.test(`a process killed at step '${step}' of an update to ${image.split(":").pop()} is recovered from the journal`, async () => {
+      const w = await world({ exitAfterStart: new Map([[BROKEN, 3]]) });
+      const reachedStep = await crashAt(w, image, step);
+      if (!reachedStep) {
+        // A failing image never reaches cleanup: it rolls back before.
+        assert.equal(step === "cleanup" && image === BROKEN, true, `step ${step} was reached`);
+        return;
+      }
+      assert.ok(w.journal.entry, "the journal holds the interrupted update");
+      // A restarted process: the kernel dropped the dead one's lock.
+      const restarted: UpdateDeps = { ...w.deps, lock: new FakeLock() };
+      const report = await recoverFromJournal(restarted, config());
+      assert.ok(report);
+      const bot = await botOf(w);
+      assert.ok(bot.running, "the bot runs after recovery");
+      assertNoLeftovers(w);
+      assert.equal(w.journal.entry, null, "the journal is clear");
+      if (step === "cleanup") {
+        assert.equal(report.outcome, "updated");
+        assert.equal(bot.imageRef, V2);
+        assert.equal(w.status.current?.state, "succeeded");
+      } else {
+        assert.equal(bot.id, w.oldId, "the old container is back");
+        assert.ok(["rolled_back", "failed"].includes(report.outcome));
+        assert.equal(w.status.current?.state, report.outcome);
+        assert.match(w.status.current?.error ?? "", new RegExp(`interrupted during step '${step}'`));
+      }
+    });
+  }
+}
+
+Deno.test("recovery with an empty journal does nothing", async () => {
+  const w = await world();
+  assert.equal(await recoverFromJournal(w.deps, config()), null);
+  assert.equal(w.docker.calls.length, 0);
+});
+
+Deno.test("an update first finishes the journal a killed process left", async () => {
+  const w = await world();
+  await crashAt(w, V2, "start");
+  const restarted: UpdateDeps = { ...w.deps, lock: new FakeLock() };
+  const report = await runUpdate(restarted, config(), { image: V2, source: "cli" });
+  assert.equal(report.outcome, "updated", report.error ?? "");
+  assertNoLeftovers(w);
+  assert.equal((await botOf(w)).imageRef, V2);
+});
