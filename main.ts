@@ -17,7 +17,13 @@ import { installCommand } from "./lib/commands/install.ts";
 
 export const VERSION: string = denoJson.version;
 
-const COMMANDS: Command[] = [updateCommand, watchCommand, healthCommand, statusCommand, installCommand];
+const COMMANDS: Command[] = [
+  updateCommand,
+  watchCommand,
+  healthCommand,
+  statusCommand,
+  installCommand,
+];
 
 function usage(): string {
   return `hyperbot-ops ${VERSION}: safe updates for the HyperBot container

@@ -5,6 +5,7 @@
 
 import { join } from "node:path";
 import { ConfigError } from "./errors.ts";
+import { parseImageRef } from "./image_ref.ts";
 
 export interface Config {
   baseDir: string;
@@ -30,18 +31,71 @@ export const DEFAULT_CONFIG_FILE = "/etc/hyperbot-ops/config.json";
 export const DEFAULT_BASE_DIR = "/opt/trading-system";
 
 type Kind = "path" | "name" | "images" | "seconds" | "count" | "dockerHost";
-export const CONFIG_KEYS: Record<ConfigKey, { kind: Kind; env: string; flag: string; doc: string }> = {
-  baseDir: { kind: "path", env: "HYPERBOT_OPS_BASE_DIR", flag: "base-dir", doc: "base folder of the bot" },
-  dataDir: { kind: "path", env: "HYPERBOT_OPS_DATA_DIR", flag: "data-dir", doc: "folder shared with the bot (trigger, status)" },
+export const CONFIG_KEYS: Record<
+  ConfigKey,
+  { kind: Kind; env: string; flag: string; doc: string }
+> = {
+  baseDir: {
+    kind: "path",
+    env: "HYPERBOT_OPS_BASE_DIR",
+    flag: "base-dir",
+    doc: "base folder of the bot",
+  },
+  dataDir: {
+    kind: "path",
+    env: "HYPERBOT_OPS_DATA_DIR",
+    flag: "data-dir",
+    doc: "folder shared with the bot (trigger, status)",
+  },
   logDir: { kind: "path", env: "HYPERBOT_OPS_LOG_DIR", flag: "log-dir", doc: "log folder" },
-  stateDir: { kind: "path", env: "HYPERBOT_OPS_STATE_DIR", flag: "state-dir", doc: "journal, lock, heartbeat" },
-  container: { kind: "name", env: "HYPERBOT_OPS_CONTAINER", flag: "container", doc: "bot container name" },
-  service: { kind: "name", env: "HYPERBOT_OPS_SERVICE", flag: "service", doc: "systemd service name" },
-  allowedImages: { kind: "images", env: "HYPERBOT_OPS_ALLOWED_IMAGES", flag: "allowed-image", doc: "repositories that may be deployed" },
-  healthTimeoutSeconds: { kind: "seconds", env: "HYPERBOT_OPS_HEALTH_TIMEOUT_SECONDS", flag: "health-timeout", doc: "wait for healthy" },
-  stableSeconds: { kind: "seconds", env: "HYPERBOT_OPS_STABLE_SECONDS", flag: "stable-seconds", doc: "stay running without a healthcheck" },
-  keepImages: { kind: "count", env: "HYPERBOT_OPS_KEEP_IMAGES", flag: "keep-images", doc: "images of the repository to keep" },
-  dockerHost: { kind: "dockerHost", env: "DOCKER_HOST", flag: "docker-host", doc: "unix:///path/to/docker.sock" },
+  stateDir: {
+    kind: "path",
+    env: "HYPERBOT_OPS_STATE_DIR",
+    flag: "state-dir",
+    doc: "journal, lock, heartbeat",
+  },
+  container: {
+    kind: "name",
+    env: "HYPERBOT_OPS_CONTAINER",
+    flag: "container",
+    doc: "bot container name",
+  },
+  service: {
+    kind: "name",
+    env: "HYPERBOT_OPS_SERVICE",
+    flag: "service",
+    doc: "systemd service name",
+  },
+  allowedImages: {
+    kind: "images",
+    env: "HYPERBOT_OPS_ALLOWED_IMAGES",
+    flag: "allowed-image",
+    doc: "repositories that may be deployed",
+  },
+  healthTimeoutSeconds: {
+    kind: "seconds",
+    env: "HYPERBOT_OPS_HEALTH_TIMEOUT_SECONDS",
+    flag: "health-timeout",
+    doc: "wait for healthy",
+  },
+  stableSeconds: {
+    kind: "seconds",
+    env: "HYPERBOT_OPS_STABLE_SECONDS",
+    flag: "stable-seconds",
+    doc: "stay running without a healthcheck",
+  },
+  keepImages: {
+    kind: "count",
+    env: "HYPERBOT_OPS_KEEP_IMAGES",
+    flag: "keep-images",
+    doc: "images of the repository to keep",
+  },
+  dockerHost: {
+    kind: "dockerHost",
+    env: "DOCKER_HOST",
+    flag: "docker-host",
+    doc: "unix:///path/to/docker.sock",
+  },
 };
 
 export interface LoadConfigOptions {
@@ -65,13 +119,19 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   if (text === null && explicitFile !== undefined) {
     throw new ConfigError("config file not found", {
       object: file,
-      hint: "check --config or HYPERBOT_OPS_CONFIG; without either, a missing default file means defaults",
+      hint:
+        "check --config or HYPERBOT_OPS_CONFIG; without either, a missing default file means defaults",
     });
   }
   const fromFile = text === null ? {} : parseConfigFile(text, file);
 
   const fromEnv: ConfigInput = {};
-  for (const [key, spec] of Object.entries(CONFIG_KEYS) as [ConfigKey, (typeof CONFIG_KEYS)[ConfigKey]][]) {
+  for (
+    const [key, spec] of Object.entries(CONFIG_KEYS) as [
+      ConfigKey,
+      (typeof CONFIG_KEYS)[ConfigKey],
+    ][]
+  ) {
     const value = env[spec.env];
     if (value !== undefined && value !== "") fromEnv[key] = value;
   }
@@ -130,6 +190,11 @@ export function parseConfigFile(text: string, file: string): ConfigInput {
         hint: `known keys: ${Object.keys(CONFIG_KEYS).join(", ")}`,
       });
     }
+    if (CONFIG_KEYS[key as ConfigKey].kind === "images" && !Array.isArray(raw)) {
+      throw new ConfigError(`invalid value for '${key}': expected a JSON list of repositories`, {
+        object: file,
+      });
+    }
     coerce(key as ConfigKey, raw, file);
     out[key as ConfigKey] = raw;
   }
@@ -153,17 +218,30 @@ function coerce(key: ConfigKey, raw: unknown, source: string): unknown {
       return raw;
     }
     case "images": {
-      const list = typeof raw === "string" ? raw.split(",").map((s) => s.trim()).filter(Boolean) : raw;
+      const list = typeof raw === "string"
+        ? raw.split(",").map((s) => s.trim()).filter(Boolean)
+        : raw;
       if (!Array.isArray(list) || list.some((s) => typeof s !== "string" || s === "")) {
         throw bad("expected a list of repositories");
+      }
+      for (const entry of list as string[]) {
+        try {
+          parseImageRef(entry);
+        } catch {
+          throw bad(`'${entry}' is not a repository such as registry.example.com/org/app`);
+        }
       }
       return list;
     }
     case "seconds":
     case "count": {
       const n = typeof raw === "string" && /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw;
-      if (typeof n !== "number" || !Number.isFinite(n) || n < 0) throw bad("expected a number >= 0");
-      if (spec.kind === "count" && (!Number.isInteger(n) || n < 1)) throw bad("expected a whole number >= 1");
+      if (typeof n !== "number" || !Number.isFinite(n) || n < 0) {
+        throw bad("expected a number >= 0");
+      }
+      if (spec.kind === "count" && (!Number.isInteger(n) || n < 1)) {
+        throw bad("expected a whole number >= 1");
+      }
       if (n > 86400) throw bad("expected at most 86400");
       return n;
     }

@@ -81,7 +81,10 @@ export function parseImageRef(text: string): ImageRef {
   const slash = rest.indexOf("/");
   if (slash >= 0) {
     const first = rest.slice(0, slash);
-    if (first.includes(".") || first.includes(":") || first === "localhost" || first !== first.toLowerCase()) {
+    if (
+      first.includes(".") || first.includes(":") || first === "localhost" ||
+      first !== first.toLowerCase()
+    ) {
       domain = first;
       path = rest.slice(slash + 1);
       if (!DOMAIN_RE.test(domain)) throw reject("the registry host is not a valid host[:port]");

@@ -12,7 +12,12 @@ import type { Logger } from "./log.ts";
 export async function pruneImages(
   images: Images,
   logger: Logger,
-  options: { repository: string; keepIds: string[]; keepImages: number; extraCandidates?: string[] },
+  options: {
+    repository: string;
+    keepIds: string[];
+    keepImages: number;
+    extraCandidates?: string[];
+  },
 ): Promise<string[]> {
   const keep = new Set(options.keepIds.slice(0, Math.max(1, options.keepImages)));
   const listed = await images.listImages(options.repository);

@@ -26,7 +26,9 @@ export const COMPOSE_PROJECT_LABEL = "com.docker.compose.project";
 export function unrecreatableReasons(old: ContainerInspect): string[] {
   const reasons: string[] = [];
   if (old.HostConfig.AutoRemove) {
-    reasons.push("it was started with --rm: stopping it would delete it, so it could not be rolled back");
+    reasons.push(
+      "it was started with --rm: stopping it would delete it, so it could not be rolled back",
+    );
   }
   const labels = old.Config.Labels ?? {};
   if (labels["com.docker.swarm.service.id"]) {
@@ -38,14 +40,19 @@ export function unrecreatableReasons(old: ContainerInspect): string[] {
   }
   for (const mount of old.HostConfig.Mounts ?? []) {
     if (mount.Type === "volume" && !mount.Source && !findMountName(old, mount.Target)) {
-      reasons.push(`its anonymous volume at ${mount.Target} cannot be found, so its data could not be kept`);
+      reasons.push(
+        `its anonymous volume at ${mount.Target} cannot be found, so its data could not be kept`,
+      );
     }
   }
   return reasons;
 }
 
 /** Warnings the operator should see (the update goes ahead). */
-export function recreateWarnings(old: ContainerInspect, oldImage: ContainerConfig | null): string[] {
+export function recreateWarnings(
+  old: ContainerInspect,
+  oldImage: ContainerConfig | null,
+): string[] {
   const warnings: string[] = [];
   const project = old.Config.Labels?.[COMPOSE_PROJECT_LABEL];
   if (project) {
@@ -96,7 +103,11 @@ export function buildCreateBody(
   hostConfig.Mounts = mountsKeepingVolumes(old);
   if (hostConfig.Links) hostConfig.Links = hostConfig.Links.map(linkForCreate);
 
-  return { ...config, HostConfig: hostConfig, NetworkingConfig: { EndpointsConfig: endpointsOf(old) } };
+  return {
+    ...config,
+    HostConfig: hostConfig,
+    NetworkingConfig: { EndpointsConfig: endpointsOf(old) },
+  };
 }
 
 /**
@@ -106,7 +117,9 @@ export function buildCreateBody(
  */
 function mountsKeepingVolumes(old: ContainerInspect): MountSpec[] | null {
   const explicit = (old.HostConfig.Mounts ?? []).map((m) =>
-    m.Type === "volume" && !m.Source ? { ...m, Source: findMountName(old, m.Target) ?? undefined } : m
+    m.Type === "volume" && !m.Source
+      ? { ...m, Source: findMountName(old, m.Target) ?? undefined }
+      : m
   );
   const covered = new Set<string>([
     ...explicit.map((m) => cleanPath(m.Target)),
@@ -196,10 +209,16 @@ export function sameValue(a: unknown, b: unknown): boolean {
       a.every((v, i) => sameValue(v, b[i]));
   }
   if (typeof a === "object" && typeof b === "object") {
-    const ka = Object.keys(a as object).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
-    const kb = Object.keys(b as object).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
+    const ka = Object.keys(a as object).filter((k) =>
+      (a as Record<string, unknown>)[k] !== undefined
+    );
+    const kb = Object.keys(b as object).filter((k) =>
+      (b as Record<string, unknown>)[k] !== undefined
+    );
     return ka.length === kb.length &&
-      ka.every((k) => sameValue((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+      ka.every((k) =>
+        sameValue((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])
+      );
   }
   return false;
 }

@@ -76,7 +76,9 @@ export async function runUpdate(
   request: UpdateRequest,
 ): Promise<UpdateReport> {
   if (request.rollback && request.image != null) {
-    throw new UsageError("--rollback takes no image", { hint: "it goes back to the image that ran before" });
+    throw new UsageError("--rollback takes no image", {
+      hint: "it goes back to the image that ran before",
+    });
   }
   const ref = request.image == null ? null : parseImageRef(request.image);
   const lock = await deps.lock.acquire({
@@ -187,7 +189,11 @@ class UpdateRun {
   }
 
   private fields() {
-    return { update: this.report.id, container: this.config.container, image: this.report.image ?? undefined };
+    return {
+      update: this.report.id,
+      container: this.config.container,
+      image: this.report.image ?? undefined,
+    };
   }
 
   async run(): Promise<UpdateReport> {
@@ -219,7 +225,9 @@ class UpdateRun {
       await this.journal_();
     } catch (err) {
       // The old container was never stopped: remove what was created, and the bot is untouched.
-      await this.removeNew().catch((e) => this.log.error("could not remove the new container", { error: msg(e) }));
+      await this.removeNew().catch((e) =>
+        this.log.error("could not remove the new container", { error: msg(e) })
+      );
       return await this.failBeforeTouching(err);
     }
 
@@ -229,12 +237,20 @@ class UpdateRun {
         await docker.renameContainer(old.id, this.journal.previousName);
         await docker.renameContainer(this.journal.newContainerId!, this.config.container);
       });
-      await this.step("start", "starting", () => docker.startContainer(this.journal.newContainerId!));
-      const verdict = await this.step("verify", "verifying", () =>
-        verifyContainer(docker, this.deps.clock, this.journal.newContainerId!, {
-          healthTimeoutSeconds: this.config.healthTimeoutSeconds,
-          stableSeconds: this.config.stableSeconds,
-        }));
+      await this.step(
+        "start",
+        "starting",
+        () => docker.startContainer(this.journal.newContainerId!),
+      );
+      const verdict = await this.step(
+        "verify",
+        "verifying",
+        () =>
+          verifyContainer(docker, this.deps.clock, this.journal.newContainerId!, {
+            healthTimeoutSeconds: this.config.healthTimeoutSeconds,
+            stableSeconds: this.config.stableSeconds,
+          }),
+      );
       if (!verdict.ok) throw new UpdateFailedError(verdict.reason);
       this.log.info("new container verified", { detail: verdict.detail });
     } catch (err) {
@@ -266,7 +282,10 @@ class UpdateRun {
       if (other && other.id !== old.id) {
         throw new UpdateFailedError(
           "a container already has the name an update needs",
-          { object: name, hint: `look at it with 'docker inspect ${name}' and remove it if it is not needed` },
+          {
+            object: name,
+            hint: `look at it with 'docker inspect ${name}' and remove it if it is not needed`,
+          },
         );
       }
     }
@@ -298,7 +317,9 @@ class UpdateRun {
       }
       // Run it by name when the name still means that image, else by ID.
       const byName = await this.deps.docker.inspectImage(last.previousImage);
-      const target = byName?.id === last.previousImageId ? last.previousImage : last.previousImageId;
+      const target = byName?.id === last.previousImageId
+        ? last.previousImage
+        : last.previousImageId;
       this.report.image = this.journal.image = target;
       return target;
     }
@@ -319,7 +340,9 @@ class UpdateRun {
   /** The new image's ID, or null when nothing would change. */
   private async compare(old: ContainerInfo, target: string): Promise<string | null> {
     const image = await this.deps.docker.inspectImage(target);
-    if (!image) throw new UpdateFailedError("the image is not present after the pull", { object: target });
+    if (!image) {
+      throw new UpdateFailedError("the image is not present after the pull", { object: target });
+    }
     if (image.id === old.imageId && !this.request.force) {
       this.log.info("the container already runs this image; nothing to do", { imageId: image.id });
       return null;
@@ -345,7 +368,9 @@ class UpdateRun {
         repository: repositoryOf(parseRunningImage(target)),
         keepIds: [this.report.imageId!, old.imageId],
         keepImages: this.config.keepImages,
-        extraCandidates: earlier?.container === this.config.container ? [earlier.previousImageId] : [],
+        extraCandidates: earlier?.container === this.config.container
+          ? [earlier.previousImageId]
+          : [],
       });
     } catch (err) {
       this.warn(`could not remove old images: ${msg(err)}`);
@@ -367,15 +392,23 @@ class UpdateRun {
   private async rollBack(cause: unknown): Promise<UpdateReport> {
     this.log.error("update failed; rolling back", { error: msg(cause) });
     try {
-      await this.step("rollback", null, () => rollBackContainers(this.deps, this.journal, this.log));
+      await this.step(
+        "rollback",
+        null,
+        () => rollBackContainers(this.deps, this.journal, this.log),
+      );
     } catch (err) {
       // The journal stays: the watcher (or the next update) finishes the rollback.
       this.log.error("rollback did not complete; the journal keeps what is left to do", {
         error: msg(err),
       });
-      return await this.finish("failed", new UpdateFailedError(`${msg(cause)}; rollback failed: ${msg(err)}`), {
-        keepJournal: true,
-      });
+      return await this.finish(
+        "failed",
+        new UpdateFailedError(`${msg(cause)}; rollback failed: ${msg(err)}`),
+        {
+          keepJournal: true,
+        },
+      );
     }
     this.report.imageId = this.journal.previousImageId;
     return await this.finish("rolled_back", cause);
@@ -386,15 +419,27 @@ class UpdateRun {
     this.report.error = err === null ? null : msg(err);
     this.report.finishedAt = this.deps.clock.now().toISOString();
     const status = statusOfReport(this.report);
-    await this.deps.status.write(status).catch((e) => this.log.error("cannot write the status file", { error: msg(e) }));
-    await this.deps.status.appendHistory(status).catch((e) => this.log.warn("cannot append to history", { error: msg(e) }));
+    await this.deps.status.write(status).catch((e) =>
+      this.log.error("cannot write the status file", { error: msg(e) })
+    );
+    await this.deps.status.appendHistory(status).catch((e) =>
+      this.log.warn("cannot append to history", { error: msg(e) })
+    );
     if (!options.keepJournal) await this.deps.journal.clear();
     const level = outcome === "updated" || outcome === "unchanged" ? "info" : "error";
-    this.log[level](`update ${outcome}`, { outcome, error: this.report.error ?? undefined, imageId: this.report.imageId ?? undefined });
+    this.log[level](`update ${outcome}`, {
+      outcome,
+      error: this.report.error ?? undefined,
+      imageId: this.report.imageId ?? undefined,
+    });
     return this.report;
   }
 
-  private async step<T>(name: StepName, state: UpdateState | null, fn: () => Promise<T>): Promise<T> {
+  private async step<T>(
+    name: StepName,
+    state: UpdateState | null,
+    fn: () => Promise<T>,
+  ): Promise<T> {
     const record: StepRecord = { name, startedAt: this.deps.clock.now().toISOString() };
     this.report.steps.push(record);
     this.journal.step = name;
@@ -421,7 +466,9 @@ class UpdateRun {
 
   private async writeProgress(state: UpdateState) {
     const status = { ...statusOfReport(this.report), state, finishedAt: null, error: null };
-    await this.deps.status.write(status).catch((e) => this.log.warn("cannot write the status file", { error: msg(e) }));
+    await this.deps.status.write(status).catch((e) =>
+      this.log.warn("cannot write the status file", { error: msg(e) })
+    );
   }
 
   private warn(text: string) {
@@ -430,7 +477,9 @@ class UpdateRun {
   }
 
   private async removeNew() {
-    if (this.journal.newContainerId) await this.deps.docker.removeContainer(this.journal.newContainerId, { force: true });
+    if (this.journal.newContainerId) {
+      await this.deps.docker.removeContainer(this.journal.newContainerId, { force: true });
+    }
   }
 }
 
@@ -463,9 +512,12 @@ async function rollBackContainers(deps: UpdateDeps, j: JournalEntry, log: Logger
   await deps.clock.sleep(1000);
   const after = await docker.inspectContainer(old.id);
   if (!after?.running) {
-    throw new UpdateFailedError(`the old container did not stay running (exit code ${after?.exitCode})`, {
-      object: j.container,
-    });
+    throw new UpdateFailedError(
+      `the old container did not stay running (exit code ${after?.exitCode})`,
+      {
+        object: j.container,
+      },
+    );
   }
   log.info("old container is back and running", { containerId: old.id.slice(0, 12) });
 }
@@ -474,7 +526,11 @@ async function rollBackContainers(deps: UpdateDeps, j: JournalEntry, log: Logger
 async function finishForward(deps: UpdateDeps, j: JournalEntry): Promise<string | null> {
   const { docker } = deps;
   const fresh = j.newContainerId ? await docker.inspectContainer(j.newContainerId) : null;
-  if (!fresh) throw new DockerError("the verified new container is gone", { object: j.newContainerId ?? j.tempName });
+  if (!fresh) {
+    throw new DockerError("the verified new container is gone", {
+      object: j.newContainerId ?? j.tempName,
+    });
+  }
   if (fresh.name !== j.container) await docker.renameContainer(fresh.id, j.container);
   if (!fresh.running) await docker.startContainer(fresh.id);
   if (j.oldContainerId && j.oldContainerId !== fresh.id) {
@@ -536,13 +592,20 @@ async function recoverLocked(deps: UpdateDeps, config: Config): Promise<UpdateRe
   record.finishedAt = report.finishedAt = now();
   record.ok = true;
   if (config.container !== j.container) {
-    report.warnings.push(`the journal was for container '${j.container}', the config names '${config.container}'`);
+    report.warnings.push(
+      `the journal was for container '${j.container}', the config names '${config.container}'`,
+    );
   }
   const status = statusOfReport(report);
-  await deps.status.write(status).catch((e) => log.error("cannot write the status file", { error: msg(e) }));
+  await deps.status.write(status).catch((e) =>
+    log.error("cannot write the status file", { error: msg(e) })
+  );
   await deps.status.appendHistory(status).catch(() => {});
   await deps.journal.clear();
-  log.warn(`recovered interrupted update: ${report.outcome}`, { ...fields, outcome: report.outcome });
+  log.warn(`recovered interrupted update: ${report.outcome}`, {
+    ...fields,
+    outcome: report.outcome,
+  });
   return report;
 }
 
@@ -559,7 +622,8 @@ function parseRunningImage(imageRef: string): ImageRef {
 
 /** A connection-level Docker failure (no HTTP answer at all). */
 export function isUnreachable(err: unknown): boolean {
-  return err instanceof DockerError && err.status === undefined && /reach|connect|socket/i.test(err.message);
+  return err instanceof DockerError && err.status === undefined &&
+    /reach|connect|socket/i.test(err.message);
 }
 
 function msg(err: unknown): string {

@@ -4,7 +4,7 @@
  * restart, for stableSeconds.
  */
 
-import type { Containers, ContainerInfo } from "./docker.ts";
+import type { ContainerInfo, Containers } from "./docker.ts";
 import type { Clock } from "./state.ts";
 
 export type Verdict = { ok: true; detail: string } | { ok: false; reason: string };
@@ -24,7 +24,11 @@ export function judge(
 ): Verdict | null {
   if (!info) return { ok: false, reason: "the new container disappeared" };
   if (info.restartCount > 0 || info.restarting) {
-    return { ok: false, reason: `the new container is restarting (restarts: ${info.restartCount}, exit code ${info.exitCode})` };
+    return {
+      ok: false,
+      reason:
+        `the new container is restarting (restarts: ${info.restartCount}, exit code ${info.exitCode})`,
+    };
   }
   if (!info.running) {
     return { ok: false, reason: `the new container exited with code ${info.exitCode}` };

@@ -193,8 +193,9 @@ export class FileStatusStore implements StatusStore {
       const info = await Deno.lstat(path);
       // Never follow a link the container may have planted, and keep the file bounded.
       if (!info.isFile) await Deno.remove(path);
-      else if (info.size + line.length > MAX_HISTORY_BYTES) existing = await Deno.readTextFile(path);
-      else {
+      else if (info.size + line.length > MAX_HISTORY_BYTES) {
+        existing = await Deno.readTextFile(path);
+      } else {
         const file = await Deno.open(path, { append: true, write: true });
         try {
           await file.write(new TextEncoder().encode(line));
@@ -219,6 +220,9 @@ export class FileLastUpdateStore implements LastUpdateStore {
   }
   async write(last: LastUpdate): Promise<void> {
     await ensureDir(this.stateDir);
-    await writeFileAtomic(join(this.stateDir, LAST_UPDATE_FILE), JSON.stringify(last, null, 2) + "\n");
+    await writeFileAtomic(
+      join(this.stateDir, LAST_UPDATE_FILE),
+      JSON.stringify(last, null, 2) + "\n",
+    );
   }
 }

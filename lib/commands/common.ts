@@ -43,7 +43,9 @@ export const CONFIG_FLAGS_HELP = `Configuration flags (override env and the conf
   --config FILE            config file (env HYPERBOT_OPS_CONFIG, default /etc/hyperbot-ops/config.json)
 ${
   Object.entries(CONFIG_KEYS).map(([key, spec]) =>
-    `  --${(spec.flag + (spec.kind === "images" ? " REPO" : " VALUE")).padEnd(23)}${key} (env ${spec.env})`
+    `  --${
+      (spec.flag + (spec.kind === "images" ? " REPO" : " VALUE")).padEnd(23)
+    }${key} (env ${spec.env})`
   ).join("\n")
 }`;
 
@@ -83,9 +85,16 @@ export interface ParsedArgs {
 }
 
 /** The config flags out of parsed values, as loadConfig wants them. */
-export function configFlags(values: Record<string, unknown>): { flags: ConfigInput; configFile?: string } {
+export function configFlags(
+  values: Record<string, unknown>,
+): { flags: ConfigInput; configFile?: string } {
   const flags: ConfigInput = {};
-  for (const [key, spec] of Object.entries(CONFIG_KEYS) as [ConfigKey, (typeof CONFIG_KEYS)[ConfigKey]][]) {
+  for (
+    const [key, spec] of Object.entries(CONFIG_KEYS) as [
+      ConfigKey,
+      (typeof CONFIG_KEYS)[ConfigKey],
+    ][]
+  ) {
     const v = values[spec.flag];
     if (v !== undefined) flags[key] = v;
   }

@@ -79,7 +79,9 @@ export function renderReport(report: UpdateReport, ctx: Pick<CliContext, "env">)
   if (report.error) lines.push(`  error:    ${report.error}`);
   for (const w of report.warnings) lines.push(`  warning:  ${w}`);
   lines.push(
-    `  steps:    ${report.steps.map((s) => `${s.name}${s.ok === false ? "(failed)" : ""}`).join(" → ")}`,
+    `  steps:    ${
+      report.steps.map((s) => `${s.name}${s.ok === false ? "(failed)" : ""}`).join(" → ")
+    }`,
   );
   lines.push(`  id:       ${report.id}`);
   return lines.join("\n");

@@ -27,7 +27,9 @@ export class FakeLock implements UpdateLock {
   current: LockHolder | null = null;
   acquire(holder: LockHolder) {
     if (this.current) {
-      return Promise.reject(new LockedError(`another update is in progress: held by pid ${this.current.pid}`));
+      return Promise.reject(
+        new LockedError(`another update is in progress: held by pid ${this.current.pid}`),
+      );
     }
     this.current = holder;
     return Promise.resolve({

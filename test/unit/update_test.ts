@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { loadConfig } from "../../lib/config.ts";
 import { LockedError, RejectedError } from "../../lib/errors.ts";
 import { MemoryLogger } from "../../lib/log.ts";
-import { STEPS, type StepName } from "../../lib/report.ts";
+import { type StepName, STEPS } from "../../lib/report.ts";
 import { recoverFromJournal, runUpdate, type UpdateDeps } from "../../lib/update.ts";
 import { FakeDockerEngine, type FakeDockerOptions } from "../fakes/docker.ts";
 import { FakeClock, FakeJournal, FakeLastUpdate, FakeLock, FakeStatus } from "../fakes/state.ts";
@@ -101,8 +101,14 @@ Deno.test("update to a new image recreates the bot with its settings and the new
   assert.equal(bot.imageRef, V2);
   const env = bot.inspect.Config.Env ?? [];
   assert.ok(env.includes("MY_SETTING=keep"), "the container's own env is kept");
-  assert.ok(env.includes("APP_VERSION=2"), "a value the old image supplied gives way to the new image's");
-  assert.ok(!env.includes("ONLY_IN_V1=yes"), "the old image's env does not leak into the new container");
+  assert.ok(
+    env.includes("APP_VERSION=2"),
+    "a value the old image supplied gives way to the new image's",
+  );
+  assert.ok(
+    !env.includes("ONLY_IN_V1=yes"),
+    "the old image's env does not leak into the new container",
+  );
   assert.deepEqual(bot.inspect.Config.Cmd, ["/bin/bot", "--v2"]);
   assert.equal(bot.labels["my.label"], "keep");
   assert.equal(bot.labels["org.opencontainers.image.version"], "2.0");
@@ -127,7 +133,10 @@ Deno.test("update pulls before it stops the old container", async () => {
   const order = w.docker.calls.map((c) => c.method);
   assert.ok(order.indexOf("pullImage") < order.indexOf("createContainer"));
   assert.ok(order.indexOf("createContainer") < order.indexOf("stopContainer"));
-  assert.ok(order.indexOf("stopContainer") < order.indexOf("startContainer", order.indexOf("stopContainer")));
+  assert.ok(
+    order.indexOf("stopContainer") <
+      order.indexOf("startContainer", order.indexOf("stopContainer")),
+  );
 });
 
 Deno.test("update keeps the anonymous volume of the old container instead of an empty one", async () => {
@@ -190,7 +199,10 @@ for (
 
 Deno.test("update rolls back when the new container never becomes healthy", async () => {
   const w = await world({ healthOf: new Map([[BROKEN, "starting" as const]]) });
-  w.docker.publishImage(BROKEN, { ...V2_CONFIG, Healthcheck: { Test: ["CMD", "true"], Interval: 1e9 } });
+  w.docker.publishImage(BROKEN, {
+    ...V2_CONFIG,
+    Healthcheck: { Test: ["CMD", "true"], Interval: 1e9 },
+  });
   const report = await runUpdate(w.deps, config({ healthTimeoutSeconds: 5 }), {
     image: BROKEN,
     source: "cli",
@@ -201,8 +213,13 @@ Deno.test("update rolls back when the new container never becomes healthy", asyn
 });
 
 Deno.test("update rolls back when the new container turns unhealthy", async () => {
-  const w = await world({ healthOf: new Map([[BROKEN, ["starting", "unhealthy"] as ("starting" | "unhealthy")[]]]) });
-  w.docker.publishImage(BROKEN, { ...V2_CONFIG, Healthcheck: { Test: ["CMD", "false"], Interval: 1e9 } });
+  const w = await world({
+    healthOf: new Map([[BROKEN, ["starting", "unhealthy"] as ("starting" | "unhealthy")[]]]),
+  });
+  w.docker.publishImage(BROKEN, {
+    ...V2_CONFIG,
+    Healthcheck: { Test: ["CMD", "false"], Interval: 1e9 },
+  });
   const report = await runUpdate(w.deps, config(), { image: BROKEN, source: "cli" });
   assert.equal(report.outcome, "rolled_back");
   assert.match(report.error ?? "", /unhealthy/);
@@ -210,8 +227,13 @@ Deno.test("update rolls back when the new container turns unhealthy", async () =
 });
 
 Deno.test("update succeeds when a HEALTHCHECK reports healthy", async () => {
-  const w = await world({ healthOf: new Map([[V2, ["starting", "starting", "healthy"] as ("starting" | "healthy")[]]]) });
-  w.docker.publishImage(V2, { ...V2_CONFIG, Healthcheck: { Test: ["CMD", "true"], Interval: 1e9 } });
+  const w = await world({
+    healthOf: new Map([[V2, ["starting", "starting", "healthy"] as ("starting" | "healthy")[]]]),
+  });
+  w.docker.publishImage(V2, {
+    ...V2_CONFIG,
+    Healthcheck: { Test: ["CMD", "true"], Interval: 1e9 },
+  });
   const report = await runUpdate(w.deps, config(), { image: V2, source: "cli" });
   assert.equal(report.outcome, "updated", report.error ?? "");
 });
@@ -231,8 +253,21 @@ for (const failure of ["not_found", "unreachable", "disk_full", "unauthorized"] 
 
 Deno.test("update rejects a malformed reference before touching anything", async () => {
   const w = await world();
-  for (const bad of ["", "org/UPPER:1", "a b", "repo:tag;rm -rf /", "repo@sha256:xyz", "repo:" + "x".repeat(200)]) {
-    await assert.rejects(runUpdate(w.deps, config(), { image: bad, source: "cli" }), RejectedError, bad);
+  for (
+    const bad of [
+      "",
+      "org/UPPER:1",
+      "a b",
+      "repo:tag;rm -rf /",
+      "repo@sha256:xyz",
+      "repo:" + "x".repeat(200),
+    ]
+  ) {
+    await assert.rejects(
+      runUpdate(w.deps, config(), { image: bad, source: "cli" }),
+      RejectedError,
+      bad,
+    );
   }
   assert.equal(w.docker.calls.length, 0);
   assert.equal(w.status.current, null);
@@ -245,7 +280,10 @@ Deno.test("update rejects a repository outside allowedImages before pulling", as
     RejectedError,
   );
   await assert.rejects(
-    runUpdate(w.deps, config({ allowedImages: ["other.example.com/app"] }), { image: V2, source: "cli" }),
+    runUpdate(w.deps, config({ allowedImages: ["other.example.com/app"] }), {
+      image: V2,
+      source: "cli",
+    }),
     RejectedError,
   );
   assert.equal(w.docker.callsTo("pullImage").length, 0);
@@ -263,7 +301,10 @@ Deno.test("a second update while one holds the lock is refused", async () => {
 Deno.test("update --rollback goes back to the image that ran before", async () => {
   const w = await world();
   const v1Id = (await botOf(w)).imageId;
-  assert.equal((await runUpdate(w.deps, config(), { image: V2, source: "cli" })).outcome, "updated");
+  assert.equal(
+    (await runUpdate(w.deps, config(), { image: V2, source: "cli" })).outcome,
+    "updated",
+  );
   const pulls = w.docker.callsTo("pullImage").length;
   const report = await runUpdate(w.deps, config(), { rollback: true, source: "cli" });
   assert.equal(report.outcome, "updated", report.error ?? "");
@@ -299,7 +340,10 @@ Deno.test("update warns that the compose file still names the old tag", async ()
     Image: V1,
     Labels: { "com.docker.compose.project": "trading", "com.docker.compose.service": "app" },
   });
-  const report = await runUpdate(w.deps, config({ container: "cbot" }), { image: V2, source: "cli" });
+  const report = await runUpdate(w.deps, config({ container: "cbot" }), {
+    image: V2,
+    source: "cli",
+  });
   assert.equal(report.outcome, "updated");
   assert.match(report.warnings.join("\n"), /compose/);
   const bot = await w.docker.inspectContainer("cbot");
@@ -360,7 +404,10 @@ for (const step of STEPS) {
         assert.equal(bot.id, w.oldId, "the old container is back");
         assert.ok(["rolled_back", "failed"].includes(report.outcome));
         assert.equal(w.status.current?.state, report.outcome);
-        assert.match(w.status.current?.error ?? "", new RegExp(`interrupted during step '${step}'`));
+        assert.match(
+          w.status.current?.error ?? "",
+          new RegExp(`interrupted during step '${step}'`),
+        );
       }
     });
   }

@@ -1,0 +1,150 @@
+import assert from "node:assert/strict";
+import type { ContainerInspect } from "../../lib/docker.ts";
+import { buildCreateBody, recreateWarnings, unrecreatableReasons } from "../../lib/recreate.ts";
+
+const ID = "0123456789ab" + "c".repeat(52);
+
+function inspect(overrides: Partial<ContainerInspect> = {}): ContainerInspect {
+  return {
+    Id: ID,
+    Name: "/bot",
+    Image: "sha256:" + "1".repeat(64),
+    State: {
+      Status: "running",
+      Running: true,
+      Restarting: false,
+      ExitCode: 0,
+      StartedAt: "",
+      FinishedAt: "",
+    },
+    Config: {
+      Hostname: "0123456789ab",
+      Image: "reg.example.com/bot:1",
+      Env: ["PATH=/bin", "A=1"],
+      Cmd: ["run"],
+      Entrypoint: ["/entry"],
+      Labels: { image: "v1", mine: "yes" },
+      WorkingDir: "/app",
+      User: "1000",
+      StopSignal: "SIGINT",
+      StopTimeout: 30,
+      ExposedPorts: { "8080/tcp": {}, "9000/tcp": {} },
+      Volumes: { "/data": {}, "/cache": {} },
+    },
+    HostConfig: {
+      Binds: ["/host/data:/app/data:ro", "named:/named"],
+      NetworkMode: "botnet",
+      Links: ["/db:/bot/database"],
+      Mounts: [{ Type: "volume", Target: "/anon-mount" }],
+    },
+    NetworkSettings: {
+      Networks: {
+        botnet: {
+          Aliases: ["0123456789ab", "bot", "api"],
+          IPAMConfig: { IPv4Address: "10.231.0.50" },
+          NetworkID: "n1",
+        },
+        other: { Aliases: null, IPAMConfig: null },
+      },
+    },
+    Mounts: [
+      { Type: "bind", Source: "/host/data", Destination: "/app/data", RW: false },
+      { Type: "volume", Name: "named", Source: "/v/named", Destination: "/named", RW: true },
+      { Type: "volume", Name: "a".repeat(64), Source: "/v/a", Destination: "/data", RW: true },
+      { Type: "volume", Name: "b".repeat(64), Source: "/v/b", Destination: "/cache", RW: true },
+      {
+        Type: "volume",
+        Name: "c".repeat(64),
+        Source: "/v/c",
+        Destination: "/anon-mount",
+        RW: true,
+      },
+    ],
+    ...overrides,
+  };
+}
+
+const OLD_IMAGE = {
+  Env: ["PATH=/bin"],
+  Cmd: ["run"],
+  Entrypoint: ["/entry"],
+  Labels: { image: "v1" },
+  WorkingDir: "/app",
+  ExposedPorts: { "8080/tcp": {} },
+  Volumes: { "/data": {} },
+};
+
+Deno.test("values the old image supplied are left for the new image; the container's own are kept", () => {
+  const body = buildCreateBody(inspect(), OLD_IMAGE, "reg.example.com/bot:2");
+  assert.equal(body.Image, "reg.example.com/bot:2");
+  assert.deepEqual(body.Env, ["A=1"]);
+  assert.equal(body.Cmd, null);
+  assert.equal(body.Entrypoint, null);
+  assert.deepEqual(body.Labels, { mine: "yes" });
+  assert.equal(body.WorkingDir, undefined);
+  assert.equal(body.User, "1000");
+  assert.equal(body.StopSignal, "SIGINT");
+  assert.equal(body.StopTimeout, 30);
+  assert.deepEqual(body.ExposedPorts, { "9000/tcp": {} });
+  assert.deepEqual(body.Volumes, { "/cache": {} });
+  assert.equal(body.Hostname, undefined, "the ID-derived hostname is not copied");
+});
+
+Deno.test("an overridden entrypoint travels with its cmd", () => {
+  const old = inspect();
+  old.Config.Entrypoint = ["/custom"];
+  const body = buildCreateBody(old, OLD_IMAGE, "x:2");
+  assert.deepEqual(body.Entrypoint, ["/custom"]);
+  assert.deepEqual(body.Cmd, ["run"]);
+});
+
+Deno.test("a changed cmd is kept even when the entrypoint came from the image", () => {
+  const old = inspect();
+  old.Config.Cmd = ["run", "--fast"];
+  const body = buildCreateBody(old, OLD_IMAGE, "x:2");
+  assert.equal(body.Entrypoint, null);
+  assert.deepEqual(body.Cmd, ["run", "--fast"]);
+});
+
+Deno.test("every anonymous volume is reattached by name, binds and named volumes stay as they were", () => {
+  const body = buildCreateBody(inspect(), OLD_IMAGE, "x:2");
+  assert.deepEqual(body.HostConfig.Binds, ["/host/data:/app/data:ro", "named:/named"]);
+  const mounts = body.HostConfig.Mounts ?? [];
+  assert.deepEqual(mounts.find((m) => m.Target === "/anon-mount")?.Source, "c".repeat(64));
+  assert.deepEqual(mounts.find((m) => m.Target === "/data"), {
+    Type: "volume",
+    Source: "a".repeat(64),
+    Target: "/data",
+    ReadOnly: false,
+  });
+  assert.equal(mounts.find((m) => m.Target === "/cache")?.Source, "b".repeat(64));
+  assert.equal(mounts.filter((m) => m.Target === "/named" || m.Target === "/app/data").length, 0);
+});
+
+Deno.test("every network keeps its aliases and static IP, without the old ID alias", () => {
+  const body = buildCreateBody(inspect(), OLD_IMAGE, "x:2");
+  assert.deepEqual(body.NetworkingConfig.EndpointsConfig, {
+    botnet: { Aliases: ["bot", "api"], IPAMConfig: { IPv4Address: "10.231.0.50" } },
+    other: {},
+  });
+  assert.deepEqual(body.HostConfig.Links, ["db:database"]);
+});
+
+Deno.test("without the old image every value is kept as the container's own", () => {
+  const body = buildCreateBody(inspect(), null, "x:2");
+  assert.deepEqual(body.Env, ["PATH=/bin", "A=1"]);
+  assert.match(recreateWarnings(inspect(), null).join(), /no longer present/);
+});
+
+Deno.test("containers that cannot be recreated faithfully are named with the reason", () => {
+  assert.deepEqual(unrecreatableReasons(inspect()), []);
+  const rm = inspect();
+  rm.HostConfig.AutoRemove = true;
+  assert.match(unrecreatableReasons(rm).join(), /--rm/);
+  const swarm = inspect();
+  swarm.Config.Labels = { "com.docker.swarm.service.id": "x" };
+  assert.match(unrecreatableReasons(swarm).join(), /swarm/);
+  const lost = inspect();
+  lost.Mounts = [];
+  assert.match(unrecreatableReasons(lost).join(), /anonymous volume/);
+});
