@@ -1,0 +1,147 @@
+/**
+ * Reads what is installed now and carries out a plan (install/plan.ts) through the adapters:
+ * files, systemd (lib/adapters/systemctl.ts), cron (lib/adapters/crontab.ts).
+ */
+
+import type { CronTable } from "../lib/adapters/crontab.ts";
+import type { ServiceManager } from "../lib/adapters/systemctl.ts";
+import { OpsError } from "../lib/errors.ts";
+import type { Logger } from "../lib/log.ts";
+import {
+  type Action,
+  type CurrentFile,
+  type CurrentInstall,
+  describeAction,
+  type DesiredInstall,
+  type Manifest,
+} from "./plan.ts";
+
+/** The files install touches. Real: install/host.ts; tests: an in-memory map. */
+export interface InstallFiles {
+  /** Content and mode of a regular file, or null when absent. */
+  read(path: string): Promise<CurrentFile | null>;
+  /** Mode of a folder, or null when absent. */
+  dirMode(path: string): Promise<number | null>;
+  /** Writes atomically with exactly this mode, creating missing parent folders (0755). */
+  write(path: string, content: string, mode: number): Promise<void>;
+  /** Creates a folder (and parents) with exactly this mode. */
+  mkdir(path: string, mode: number): Promise<void>;
+  chmod(path: string, mode: number): Promise<void>;
+  /** Removes a file; no error when absent. */
+  remove(path: string): Promise<void>;
+  /** Removes a folder; without `recursive` only an empty one. Returns false when it was not empty. */
+  removeDir(path: string, recursive: boolean): Promise<boolean>;
+}
+
+export interface InstallDeps {
+  files: InstallFiles;
+  services: ServiceManager;
+  cron: CronTable;
+  logger: Logger;
+}
+
+/** An install step failed; the steps before it were carried out. */
+export class InstallError extends OpsError {
+  readonly exitCode = 1;
+}
+
+/**
+ * What is on the host for these desired files and folders (and for what an earlier install
+ * recorded in its manifest). `service` is null-safe: when systemd cannot be asked and
+ * `tolerateNoSystemd` is set (dry runs), the service counts as not installed.
+ */
+export async function readCurrentInstall(
+  deps: InstallDeps,
+  desired: DesiredInstall,
+  options: { tolerateNoSystemd?: boolean } = {},
+): Promise<CurrentInstall> {
+  const manifestFile = await deps.files.read(desired.manifestPath);
+  let manifest: Manifest | null = null;
+  if (manifestFile) {
+    try {
+      manifest = JSON.parse(manifestFile.content) as Manifest;
+    } catch {
+      deps.logger.warn("install manifest is not valid JSON; ignoring it", {
+        file: desired.manifestPath,
+      });
+    }
+  }
+  const filePaths = new Set([
+    ...desired.files.map((f) => f.path),
+    ...(manifest?.files.map((f) => f.path) ?? []),
+  ]);
+  const dirPaths = new Set([
+    ...desired.dirs.map((d) => d.path),
+    ...(manifest?.createdDirs.map((d) => d.path) ?? []),
+  ]);
+  const files: CurrentInstall["files"] = {};
+  for (const path of filePaths) files[path] = await deps.files.read(path);
+  const dirs: CurrentInstall["dirs"] = {};
+  for (const path of dirPaths) dirs[path] = await deps.files.dirMode(path);
+  let service: CurrentInstall["service"];
+  try {
+    const s = await deps.services.status(manifest?.unit ?? desired.unit);
+    service = {
+      loadState: s.loadState,
+      activeState: s.activeState,
+      unitFileState: s.unitFileState,
+    };
+  } catch (err) {
+    if (!options.tolerateNoSystemd) throw err;
+    service = { loadState: "not-found", activeState: "inactive", unitFileState: "" };
+  }
+  return { files, dirs, service, manifest };
+}
+
+/** Carries the actions out in order. Returns their descriptions. Throws InstallError at the first failure. */
+export async function applyActions(actions: Action[], deps: InstallDeps): Promise<string[]> {
+  const done: string[] = [];
+  for (const action of actions) {
+    const what = describeAction(action);
+    try {
+      await applyAction(action, deps);
+    } catch (err) {
+      throw new InstallError(`install step failed: ${what}`, {
+        cause: err,
+        hint: done.length > 0
+          ? `done before it: ${done.join("; ")}. Fix the cause and run install again`
+          : "fix the cause and run install again",
+      });
+    }
+    deps.logger.info(what, { step: action.kind });
+    done.push(what);
+  }
+  return done;
+}
+
+async function applyAction(action: Action, deps: InstallDeps): Promise<void> {
+  switch (action.kind) {
+    case "mkdir":
+      return deps.files.mkdir(action.path, action.mode);
+    case "chmod":
+      return deps.files.chmod(action.path, action.mode);
+    case "write":
+      if (action.role === "cron") return deps.cron.write(action.content);
+      return deps.files.write(action.path, action.content, action.mode);
+    case "daemon-reload":
+      return deps.services.daemonReload();
+    case "enable-now":
+      return deps.services.enableNow(action.unit);
+    case "restart":
+      return deps.services.restart(action.unit);
+    case "write-manifest":
+      return deps.files.write(action.path, JSON.stringify(action.manifest, null, 2) + "\n", 0o640);
+    case "disable-now":
+      return deps.services.disableNow(action.unit);
+    case "reset-failed":
+      return deps.services.resetFailed(action.unit);
+    case "remove":
+      if (action.role === "cron") return deps.cron.remove();
+      return deps.files.remove(action.path);
+    case "remove-dir": {
+      const removed = await deps.files.removeDir(action.path, action.recursive);
+      if (!removed) deps.logger.warn("folder not empty, left in place", { path: action.path });
+      return;
+    }
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * The cron entry that runs `hyperbot-ops health`, and the launcher that stands for the
+ * executable when hyperbot-ops runs from source. Pure: no I/O.
+ */
+
+export const DEFAULT_CRON_SCHEDULE = "*/5 * * * *";
+export const CRON_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+export interface CronOptions {
+  /** Absolute path of the executable: the compiled binary or the launcher. */
+  executable: string;
+  configFile: string;
+  /** Five cron fields; default every 5 minutes. */
+  schedule?: string;
+}
+
+/**
+ * The content of /etc/cron.d/hyperbot-ops. `--quiet` keeps a healthy run silent, so cron
+ * mails only when health repaired or could not repair something; every run is logged to
+ * health-check.log anyway.
+ */
+export function renderCron(options: CronOptions): string {
+  const schedule = options.schedule ?? DEFAULT_CRON_SCHEDULE;
+  if (!isCronSchedule(schedule)) throw new Error(`not a cron schedule: '${schedule}'`);
+  const command = [options.executable, "health", "--quiet", "--config", options.configFile]
+    .map(quoteCron).join(" ");
+  return `# Installed by 'hyperbot-ops install': checks the update monitor and restarts it when it
+# is stopped, failed or hung. Remove with 'hyperbot-ops install --uninstall'.
+SHELL=/bin/sh
+PATH=${CRON_PATH}
+${schedule} root ${command}
+`;
+}
+
+/** Five fields of digits, `*`, `/`, `,` and `-` (no @reboot and the like). */
+export function isCronSchedule(text: string): boolean {
+  const fields = text.trim().split(/\s+/);
+  return fields.length === 5 && fields.every((f) => /^[\d*/,-]+$/.test(f));
+}
+
+/** Quotes a word for /bin/sh; `%` is escaped because cron turns it into a newline. */
+export function quoteCron(word: string): string {
+  const quoted = /^[A-Za-z0-9_@+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+  return quoted.replaceAll("%", "\\%");
+}
+
+/**
+ * The launcher script that stands for the executable when hyperbot-ops runs under
+ * `deno run`: null for the compiled binary (it is its own executable).
+ * `selfCommand` is `[deno, "run", ...flags, "/abs/main.ts"]`.
+ */
+export function renderLauncher(selfCommand: string[], denoDir: string | null): string | null {
+  if (selfCommand.length === 1) return null;
+  const [deno, run, ...rest] = selfCommand;
+  // The service sees the source folder read-only: never try to write deno.lock there.
+  const args = [deno, run, "--no-lock", ...rest.filter((a) => a !== "--no-lock")];
+  const env = denoDir ? `export DENO_DIR="\${DENO_DIR:-${denoDir.replaceAll('"', '\\"')}}"\n` : "";
+  return `#!/bin/sh
+# Installed by 'hyperbot-ops install': runs hyperbot-ops from source with Deno.
+${env}export DENO_NO_UPDATE_CHECK=1
+exec ${args.map(quoteShell).join(" ")} "$@"
+`;
+}
+
+function quoteShell(word: string): string {
+  return /^[A-Za-z0-9_@+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}

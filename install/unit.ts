@@ -1,0 +1,100 @@
+/**
+ * The systemd unit of the monitor, rendered from data. Pure: no I/O.
+ *
+ * Hardening: the watcher runs as root (it needs the Docker socket and writes the bot's
+ * shared folder), but with only CAP_DAC_OVERRIDE and CAP_FOWNER, a read-only view of the
+ * system except its own folders, no address family but AF_UNIX, and a system-call allow-list.
+ * `systemd-analyze security --offline=true` rates it below 3.0 (test/unit/install_unit_test.ts).
+ * docs/operations.md explains each choice.
+ */
+
+export const UNIT_DIR = "/etc/systemd/system";
+
+export interface UnitOptions {
+  /** Unit name without `.service`. */
+  service: string;
+  /** Absolute path of the executable: the compiled binary or the launcher. */
+  executable: string;
+  /** Absolute path of the config file the watcher reads. */
+  configFile: string;
+  /** Folders the watcher writes: baseDir, dataDir, logDir, stateDir. */
+  readWritePaths: string[];
+  /** How long systemd waits for a stop, so an update in progress can finish (seconds). */
+  timeoutStopSec: number;
+}
+
+/** The content of `<service>.service`. */
+export function renderUnit(options: UnitOptions): string {
+  const exec = [options.executable, "watch", "--config", options.configFile];
+  const rw = unique(options.readWritePaths).map((p) => `-${quoteSystemd(p)}`).join(" ");
+  return `# Installed by 'hyperbot-ops install'. Changes here are overwritten by the next install.
+[Unit]
+Description=HyperBot update monitor (hyperbot-ops watch)
+Documentation=https://github.com/hyperbot/hyperbot-ops/blob/main/docs/operations.md
+After=docker.service network-online.target
+Wants=docker.service
+# Never give up restarting: cron's health check is the second line, not the first.
+StartLimitIntervalSec=0
+
+[Service]
+Type=simple
+ExecStart=${exec.map(quoteSystemd).join(" ")}
+Restart=always
+RestartSec=10
+# SIGTERM lets an update in progress finish before the watcher exits.
+TimeoutStopSec=${Math.ceil(options.timeoutStopSec)}
+KillMode=mixed
+Environment=NO_COLOR=1
+UMask=0027
+
+# Root for the Docker socket. Of root's powers only file-permission overrides are kept, so it can
+# replace the trigger and status files in a data folder the bot's own user owns; ProtectSystem
+# limits where that applies.
+CapabilityBoundingSet=CAP_DAC_OVERRIDE CAP_FOWNER
+AmbientCapabilities=
+NoNewPrivileges=yes
+# Read-only system; writable: only the folders below. /root stays readable for docker login credentials.
+ProtectSystem=strict
+ReadWritePaths=${rw}
+ProtectHome=read-only
+PrivateTmp=yes
+PrivateDevices=yes
+PrivateIPC=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+ProcSubset=pid
+# The Docker Engine API is a unix socket; registries are reached by dockerd, not by us.
+RestrictAddressFamilies=AF_UNIX
+PrivateNetwork=yes
+IPAddressDeny=any
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+RemoveIPC=yes
+KeyringMode=private
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged @resources @mount @swap @reboot @raw-io @obsolete @debug @cpu-emulation @clock @module
+SystemCallErrorNumber=EPERM
+
+[Install]
+WantedBy=multi-user.target
+`;
+}
+
+/** Quotes one word for a unit file: `%` and `$` escaped, spaces and quotes in double quotes. */
+export function quoteSystemd(word: string): string {
+  const escaped = word.replaceAll("%", "%%").replaceAll("$", "$$$$");
+  if (/^[A-Za-z0-9_@%+=:,./$-]+$/.test(escaped)) return escaped;
+  return `"${escaped.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+}
+
+function unique(items: string[]): string[] {
+  return [...new Set(items)];
+}

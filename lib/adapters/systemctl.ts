@@ -1,0 +1,159 @@
+/**
+ * systemd, through `systemctl`: the state of the monitor service and the few changes
+ * install and health make to it. `FakeServiceManager` (test/fakes/systemctl.ts) holds the
+ * same state in memory.
+ */
+
+import { type ErrorDetails, OpsError } from "../errors.ts";
+
+/** What health, status and install need to know about a unit, from one `systemctl show`. */
+export interface ServiceStatus {
+  unit: string;
+  /** `loaded`, `not-found`, `bad-setting`, `masked`… */
+  loadState: string;
+  /** `active`, `inactive`, `failed`, `activating`, `deactivating`, `reloading`. */
+  activeState: string;
+  /** `running`, `dead`, `failed`, `auto-restart`, `start`… */
+  subState: string;
+  /** `enabled`, `disabled`, `static`, `masked`…; empty when the unit file is absent. */
+  unitFileState: string;
+  /** When the unit last entered the active state, or null when it never did. */
+  activeSince: Date | null;
+  /** PID of the main process, 0 when none. */
+  mainPid: number;
+  /** How often systemd restarted it (Restart=). */
+  restarts: number;
+  /** `success`, `exit-code`, `signal`, `timeout`… of the last run. */
+  result: string;
+}
+
+export interface ServiceManager {
+  /** The unit's state. A unit that does not exist has loadState `not-found`. Throws ServiceError when systemd cannot be asked. */
+  status(unit: string): Promise<ServiceStatus>;
+  /** `systemctl daemon-reload`. Throws ServiceError. */
+  daemonReload(): Promise<void>;
+  /** `systemctl enable --now`. Throws ServiceError. */
+  enableNow(unit: string): Promise<void>;
+  /** `systemctl disable --now` (stops it too). No error when the unit is absent. */
+  disableNow(unit: string): Promise<void>;
+  /** `systemctl restart`: starts a stopped or failed unit too. Throws ServiceError. */
+  restart(unit: string): Promise<void>;
+  /** `systemctl reset-failed`: clears the failed state and the start-rate counter. Never throws. */
+  resetFailed(unit: string): Promise<void>;
+  /** `systemctl kill --signal=…` to every process of the unit. Throws ServiceError. */
+  kill(unit: string, signal: string): Promise<void>;
+}
+
+/** systemctl failed, or systemd is not running. */
+export class ServiceError extends OpsError {
+  readonly exitCode = 1;
+  readonly stderr: string;
+  constructor(message: string, details: ErrorDetails & { stderr?: string } = {}) {
+    super(message, details);
+    this.stderr = details.stderr ?? "";
+  }
+}
+
+const SHOW_PROPERTIES = [
+  "LoadState",
+  "ActiveState",
+  "SubState",
+  "UnitFileState",
+  "ActiveEnterTimestamp",
+  "MainPID",
+  "NRestarts",
+  "Result",
+];
+
+/** The real systemd, through the `systemctl` program. */
+export class SystemctlServiceManager implements ServiceManager {
+  constructor(private readonly systemctl = "systemctl") {}
+
+  async status(unit: string): Promise<ServiceStatus> {
+    const out = await this.run(["show", unit, `--property=${SHOW_PROPERTIES.join(",")}`]);
+    return parseShow(unit, out);
+  }
+
+  async daemonReload(): Promise<void> {
+    await this.run(["daemon-reload"]);
+  }
+
+  async enableNow(unit: string): Promise<void> {
+    await this.run(["enable", "--now", unit]);
+  }
+
+  async disableNow(unit: string): Promise<void> {
+    const status = await this.status(unit);
+    if (status.loadState === "not-found") return;
+    await this.run(["disable", "--now", unit]);
+  }
+
+  async restart(unit: string): Promise<void> {
+    await this.run(["restart", unit]);
+  }
+
+  async resetFailed(unit: string): Promise<void> {
+    await this.run(["reset-failed", unit]).catch(() => {});
+  }
+
+  async kill(unit: string, signal: string): Promise<void> {
+    await this.run(["kill", `--signal=${signal}`, unit]);
+  }
+
+  private async run(args: string[]): Promise<string> {
+    let output: Deno.CommandOutput;
+    try {
+      output = await new Deno.Command(this.systemctl, {
+        args,
+        // UTC timestamps parse the same on every systemd version.
+        env: { TZ: "UTC", SYSTEMD_PAGER: "", SYSTEMD_COLORS: "0", LC_ALL: "C" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    } catch (err) {
+      throw new ServiceError("cannot run systemctl", {
+        cause: err,
+        hint: "is this a systemd host?",
+      });
+    }
+    const stderr = new TextDecoder().decode(output.stderr).trim();
+    if (!output.success) {
+      throw new ServiceError(
+        `systemctl ${args.join(" ")} failed: ${stderr || `exit code ${output.code}`}`,
+        { stderr, hint: "is systemd running? see 'journalctl -xe'" },
+      );
+    }
+    return new TextDecoder().decode(output.stdout);
+  }
+}
+
+/** Parses `systemctl show --property=…` output (TZ=UTC). */
+export function parseShow(unit: string, text: string): ServiceStatus {
+  const props: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const i = line.indexOf("=");
+    if (i > 0) props[line.slice(0, i)] = line.slice(i + 1).trim();
+  }
+  return {
+    unit,
+    loadState: props.LoadState ?? "",
+    activeState: props.ActiveState ?? "",
+    subState: props.SubState ?? "",
+    unitFileState: props.UnitFileState ?? "",
+    activeSince: parseSystemdTimestamp(props.ActiveEnterTimestamp ?? ""),
+    mainPid: Number(props.MainPID ?? 0) || 0,
+    restarts: Number(props.NRestarts ?? 0) || 0,
+    result: props.Result ?? "",
+  };
+}
+
+/** `Mon 2026-01-05 10:00:00 UTC` (or `@1767607200`) -> Date; empty or `n/a` -> null. */
+export function parseSystemdTimestamp(text: string): Date | null {
+  const unix = /^@(\d+)$/.exec(text);
+  if (unix) return new Date(Number(unix[1]) * 1000);
+  const m = /(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(\.\d+)? UTC$/.exec(text);
+  if (!m) return null;
+  const date = new Date(`${m[1]}T${m[2]}${m[3] ?? ""}Z`);
+  return Number.isNaN(date.getTime()) ? null : date;
+}
