@@ -372,9 +372,15 @@ export class FakeDockerEngine implements DockerEngine {
     return this.#call("removeImage", [id], () => {
       const image = this.#findImage(id);
       if (!image) return false;
+      const byId = id === image.id || image.id.slice(7).startsWith(id.replace(/^sha256:/, ""));
+      if (!byId && image.repoTags.length > 1) {
+        // By reference, with other tags left: the daemon only untags.
+        const tag = familiar(normalise(id));
+        image.repoTags = image.repoTags.filter((t) => t !== tag);
+        return true;
+      }
       const inUse = [...this.containers.values()].some((c) => c.inspect.Image === image.id);
       // The daemon refuses (409) to delete by ID an image that several repositories reference.
-      const byId = id === image.id || image.id.slice(7).startsWith(id);
       const repos = new Set(image.repoTags.map((t) => repositoryOf(parseImageRef(t))));
       if (inUse || (byId && repos.size > 1)) return false;
       this.images.delete(image.id);
