@@ -427,7 +427,7 @@ class UpdateRun {
     );
     if (!options.keepJournal) await this.deps.journal.clear();
     const level = outcome === "updated" || outcome === "unchanged" ? "info" : "error";
-    this.log[level](`update ${outcome}`, {
+    this.log[level](`update finished: ${outcome}`, {
       outcome,
       error: this.report.error ?? undefined,
       imageId: this.report.imageId ?? undefined,

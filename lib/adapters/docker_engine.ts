@@ -423,7 +423,8 @@ export function encodeRegistryAuth(auth: RegistryAuth): string {
   const bytes = new TextEncoder().encode(json);
   let binary = "";
   for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  // Padded: Engine 20.10 decodes with Go's base64.URLEncoding, which requires the padding.
+  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_");
 }
 
 /**
