@@ -1,0 +1,72 @@
+/**
+ * Runs the hyperbot-ops CLI as a subprocess, the way an operator or systemd does.
+ * The command comes from one variable: HYPERBOT_OPS_BIN (the compiled binary) when set,
+ * else `deno run <the compile permissions> main.ts`.
+ */
+
+import { fromFileUrl } from "node:path";
+
+export const MAIN_TS = fromFileUrl(new URL("../../main.ts", import.meta.url));
+
+/** The same permissions `deno task compile` grants. */
+export const RUN_PERMISSIONS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-net",
+  "--allow-run",
+  "--allow-sys",
+];
+
+/** The argv prefix that runs the CLI. */
+export function cliCommand(): string[] {
+  const bin = Deno.env.get("HYPERBOT_OPS_BIN");
+  if (bin) return [bin];
+  return [Deno.execPath(), "run", "--quiet", ...RUN_PERMISSIONS, MAIN_TS];
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CliOptions {
+  env?: Record<string, string>;
+  stdin?: string;
+  cwd?: string;
+}
+
+/** Runs `hyperbot-ops ...args` to completion. */
+export async function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  const [cmd, ...prefix] = cliCommand();
+  const child = new Deno.Command(cmd, {
+    args: [...prefix, ...args],
+    env: { NO_COLOR: "1", ...options.env },
+    cwd: options.cwd,
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.stdin));
+    await writer.close();
+  }
+  const out = await child.output();
+  const decoder = new TextDecoder();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
+/** Starts `hyperbot-ops ...args` in the background (e.g. `watch`). */
+export function spawnCli(args: string[], options: CliOptions = {}): Deno.ChildProcess {
+  const [cmd, ...prefix] = cliCommand();
+  return new Deno.Command(cmd, {
+    args: [...prefix, ...args],
+    env: { NO_COLOR: "1", ...options.env },
+    cwd: options.cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
