@@ -4,9 +4,9 @@
  * else `deno run <the compile permissions> main.ts`.
  */
 
-import { fromFileUrl } from "node:path";
+import { fileURLToPath } from "node:url";
 
-export const MAIN_TS = fromFileUrl(new URL("../../main.ts", import.meta.url));
+export const MAIN_TS = fileURLToPath(new URL("../../main.ts", import.meta.url));
 
 /** The same permissions `deno task compile` grants. */
 export const RUN_PERMISSIONS = [
