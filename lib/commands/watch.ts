@@ -1,11 +1,91 @@
-import type { Command } from "./common.ts";
-import { NotImplementedError } from "../errors.ts";
+import { FileTriggerInbox } from "../adapters/trigger_inbox.ts";
+import { DenoFolderWatcher } from "../adapters/fs_watcher.ts";
+import { TRIGGER_FILE } from "../adapters/files.ts";
+import { loadConfig } from "../config.ts";
+import { createRealDeps } from "../deps.ts";
+import { FileHeartbeatStore } from "../heartbeat.ts";
+import { loggerFor, setupLogging } from "../log.ts";
+import { systemClock } from "../state.ts";
+import { recoverFromJournal, runUpdate } from "../update.ts";
+import { runWatch } from "../watch.ts";
+import { type Command, CONFIG_FLAGS_HELP, configFlags, parseCommandArgs } from "./common.ts";
+
+const HELP = `hyperbot-ops watch [options]
+
+Watches <dataDir>/${TRIGGER_FILE} and runs the same safe update as 'hyperbot-ops update'
+for each request the bot writes there (see docs/trigger-protocol.md). Runs under systemd.
+
+  - On start, first finishes or undoes an update a killed process left in the journal.
+  - Detects a trigger within 100 ms (inotify), rescans every 2 s as a safety net, and acts on
+    a trigger written while it was down as soon as it starts.
+  - Claims the trigger by moving it into <stateDir>/claimed/, so a crash neither loses it nor
+    runs it twice; shares the update lock with 'update' (one update at a time).
+  - Treats the trigger as untrusted: only a regular file of at most 4 KiB holding one image
+    reference (plain, or JSON {"image", "id", "force"}) from an allowed repository. Anything
+    else is rejected: state "rejected" and the reason in <dataDir>/.update_status.json.
+  - Writes a heartbeat to <stateDir>/heartbeat.json every 30 s.
+  - SIGTERM/SIGINT: takes no new trigger; an update in progress finishes first.
+
+Logs to <logDir>/monitor.log (updates to <logDir>/update.log) and stderr.
+
+Options:
+  -h, --help     this help
+
+${CONFIG_FLAGS_HELP}
+
+Exit codes: 0 stopped by a signal, 3 config error.`;
 
 export const watchCommand: Command = {
   name: "watch",
-  summary: "(not yet implemented)",
-  help: "hyperbot-ops watch: not yet implemented",
-  run() {
-    return Promise.reject(new NotImplementedError("not yet implemented", { object: "watch" }));
+  summary: "watch for update triggers from the bot and run them (the systemd service)",
+  help: HELP,
+  async run(argv, ctx) {
+    const { values } = parseCommandArgs("watch", argv, {});
+    const config = loadConfig({ ...configFlags(values), env: ctx.env });
+    await setupLogging({ logDir: config.logDir, files: ["watch", "update"] });
+    const log = loggerFor("watch");
+    // The crash hook (HYPERBOT_OPS_TEST_CRASH_AT) comes with the deps, as for `update`.
+    const deps = createRealDeps(config, loggerFor("update"), ctx.env);
+
+    const stop = new AbortController();
+    const onSignal = (signal: Deno.Signal) => () => {
+      if (stop.signal.aborted) {
+        log.warn("still finishing the update in progress; the journal makes a kill safe", {
+          signal,
+        });
+        return;
+      }
+      log.info("stopping: no new triggers; an update in progress finishes first", { signal });
+      stop.abort();
+    };
+    const handlers: [Deno.Signal, () => void][] = [
+      ["SIGTERM", onSignal("SIGTERM")],
+      ["SIGINT", onSignal("SIGINT")],
+    ];
+    for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
+    try {
+      await runWatch(
+        {
+          inbox: new FileTriggerInbox(config.dataDir, config.stateDir),
+          watcher: new DenoFolderWatcher(),
+          clock: systemClock,
+          logger: log,
+          heartbeat: new FileHeartbeatStore(config.stateDir),
+          status: deps.status,
+          update: (request) => runUpdate(deps, config, request),
+          recover: () => recoverFromJournal(deps, config),
+          ping: async () => {
+            await deps.docker.ping();
+          },
+          pid: Deno.pid,
+        },
+        config,
+        stop.signal,
+      );
+      return 0;
+    } finally {
+      for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+      deps.close();
+    }
   },
 };

@@ -1,0 +1,606 @@
+import assert from "node:assert/strict";
+import type { Claim, TriggerInbox } from "../../lib/adapters/trigger_inbox.ts";
+import type { FolderWatch, FolderWatcher } from "../../lib/adapters/fs_watcher.ts";
+import { loadConfig } from "../../lib/config.ts";
+import { DockerError, LockedError, RejectedError } from "../../lib/errors.ts";
+import type { Heartbeat, HeartbeatStore } from "../../lib/heartbeat.ts";
+import { MemoryLogger } from "../../lib/log.ts";
+import type { UpdateReport } from "../../lib/report.ts";
+import { systemClock } from "../../lib/state.ts";
+import type { ClaimedContent } from "../../lib/trigger.ts";
+import type { UpdateRequest } from "../../lib/update.ts";
+import { LogBudget, runWatch, type WatchDeps, type WatchOptions } from "../../lib/watch.ts";
+import { FakeStatus } from "../fakes/state.ts";
+
+const IMAGE = "127.0.0.1:5000/hyperbot/app";
+const config = loadConfig({
+  env: {},
+  readTextFile: () => null,
+  flags: { dataDir: "/data", stateDir: "/state", allowedImages: [IMAGE], container: "bot" },
+});
+
+const FAST: Partial<WatchOptions> = {
+  debounceMs: 20,
+  maxDelayMs: 40,
+  rescanMs: 100,
+  missingDirRescanMs: 30,
+  backoffMs: 30,
+  maxBackoffMs: 60,
+  lockRetryMs: 50,
+  heartbeatMs: 1_000,
+};
+
+/** The data folder and the claim folder, in memory. */
+class FakeInbox implements TriggerInbox {
+  trigger: ClaimedContent | null = null;
+  claims = new Map<string, Claim>();
+  dirId: string | null = "1:1";
+  readonly calls: string[] = [];
+  private n = 0;
+
+  write(text: string) {
+    this.trigger = { kind: "file", bytes: new TextEncoder().encode(text) };
+  }
+  claim(): Promise<Claim | null> {
+    this.calls.push("claim");
+    if (!this.trigger || this.dirId === null) return Promise.resolve(null);
+    const claim: Claim = {
+      stamp: String(++this.n).padStart(6, "0"),
+      claimedAt: Date.now(),
+      startedAt: null,
+      content: this.trigger,
+    };
+    this.trigger = null;
+    if (claim.content.kind === "file") this.claims.set(claim.stamp, claim);
+    return Promise.resolve(claim);
+  }
+  pending(): Promise<Claim[]> {
+    this.calls.push("pending");
+    return Promise.resolve(
+      [...this.claims.values()].sort((a, b) => a.stamp.localeCompare(b.stamp)),
+    );
+  }
+  markStarted(claim: Claim, at: number): Promise<Claim> {
+    const next = { ...claim, startedAt: at };
+    this.claims.set(claim.stamp, next);
+    return Promise.resolve(next);
+  }
+  unmarkStarted(claim: Claim): Promise<Claim> {
+    const next = { ...claim, startedAt: null };
+    this.claims.set(claim.stamp, next);
+    return Promise.resolve(next);
+  }
+  remove(claim: Claim): Promise<void> {
+    this.claims.delete(claim.stamp);
+    return Promise.resolve();
+  }
+  hasTrigger(): Promise<boolean> {
+    return Promise.resolve(this.trigger !== null && this.dirId !== null);
+  }
+  dataDirIdentity(): Promise<string | null> {
+    return Promise.resolve(this.dirId);
+  }
+}
+
+/** A folder watcher whose events the test fires. */
+class FakeFolderWatcher implements FolderWatcher {
+  active: { onChange: (paths: string[]) => void; end: () => void } | null = null;
+  starts = 0;
+  watch(_dir: string, onChange: (paths: string[]) => void): FolderWatch {
+    this.starts++;
+    let end!: () => void;
+    const ended = new Promise<void>((resolve) => end = resolve);
+    const entry = { onChange, end };
+    this.active = entry;
+    return {
+      ended,
+      close: () => {
+        if (this.active === entry) this.active = null;
+        end();
+      },
+    };
+  }
+  fire(name = ".update_trigger") {
+    this.active?.onChange([`/data/${name}`]);
+  }
+  /** The folder was removed: the watch ends by itself. */
+  vanish() {
+    const active = this.active;
+    this.active = null;
+    active?.end();
+  }
+}
+
+class FakeHeartbeat implements HeartbeatStore {
+  readonly beats: Heartbeat[] = [];
+  write(heartbeat: Heartbeat) {
+    this.beats.push(heartbeat);
+    return Promise.resolve();
+  }
+  read() {
+    return Promise.resolve(this.beats.at(-1) ?? null);
+  }
+}
+
+function report(
+  request: UpdateRequest,
+  outcome: UpdateReport["outcome"] = "updated",
+): UpdateReport {
+  const now = new Date().toISOString();
+  return {
+    id: `upd-${Math.random().toString(16).slice(2, 8)}`,
+    ...(request.requestId ? { requestId: request.requestId } : {}),
+    outcome,
+    container: "bot",
+    image: request.image ?? null,
+    previousImage: `${IMAGE}:v1`,
+    imageId: "sha256:new",
+    previousImageId: "sha256:old",
+    startedAt: now,
+    finishedAt: now,
+    error: null,
+    warnings: [],
+    steps: [],
+  };
+}
+
+interface Harness {
+  inbox: FakeInbox;
+  watcher: FakeFolderWatcher;
+  status: FakeStatus;
+  heartbeat: FakeHeartbeat;
+  logger: MemoryLogger;
+  requests: UpdateRequest[];
+  events: string[];
+  deps: WatchDeps;
+  stop: AbortController;
+  /** Runs the loop; resolves with its summary after stop. */
+  start(options?: Partial<WatchOptions>): Promise<Awaited<ReturnType<typeof runWatch>>>;
+}
+
+function harness(overrides: Partial<WatchDeps> = {}): Harness {
+  const inbox = new FakeInbox();
+  const watcher = new FakeFolderWatcher();
+  const status = new FakeStatus();
+  const heartbeat = new FakeHeartbeat();
+  const logger = new MemoryLogger();
+  const requests: UpdateRequest[] = [];
+  const events: string[] = [];
+  const stop = new AbortController();
+  const deps: WatchDeps = {
+    inbox,
+    watcher,
+    clock: systemClock,
+    logger,
+    heartbeat,
+    status,
+    update: (request) => {
+      requests.push(request);
+      events.push(`update ${request.image}`);
+      return Promise.resolve(report(request));
+    },
+    recover: () => {
+      events.push("recover");
+      return Promise.resolve(null);
+    },
+    ping: () => Promise.resolve(),
+    pid: 4242,
+    ...overrides,
+  };
+  return {
+    inbox,
+    watcher,
+    status,
+    heartbeat,
+    logger,
+    requests,
+    events,
+    deps,
+    stop,
+    start: (options = {}) => runWatch(deps, config, stop.signal, { ...FAST, ...options }),
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, check: () => boolean, timeoutMs = 3_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await sleep(5);
+  }
+}
+
+Deno.test("recovery from the journal runs before anything else, then a trigger present at start runs at once", async () => {
+  const h = harness();
+  h.inbox.write(`${IMAGE}:v2\n`);
+  const running = h.start({ rescanMs: 10_000 });
+  await until("the update", () => h.requests.length === 1);
+  h.stop.abort();
+  await running;
+  assert.deepEqual(h.events, ["recover", `update ${IMAGE}:v2`]);
+  assert.ok(h.inbox.calls.indexOf("pending") < h.inbox.calls.indexOf("claim"));
+  assert.deepEqual(h.requests[0], {
+    image: `${IMAGE}:v2`,
+    force: false,
+    requestId: undefined,
+    source: "trigger",
+  });
+  assert.equal(h.inbox.claims.size, 0);
+});
+
+Deno.test("an inotify event is acted on within 100 ms", async () => {
+  const h = harness();
+  const running = h.start({ rescanMs: 10_000, debounceMs: 50, maxDelayMs: 80 });
+  await until("the folder watch", () => h.watcher.active !== null);
+  const t0 = performance.now();
+  h.inbox.write(`${IMAGE}:v2`);
+  h.watcher.fire();
+  await until("the update", () => h.requests.length === 1);
+  const latency = performance.now() - t0;
+  h.stop.abort();
+  await running;
+  assert.ok(latency < 100, `took ${latency.toFixed(0)} ms`);
+});
+
+Deno.test("a burst of writes leads to one update of the last request", async () => {
+  const h = harness();
+  const running = h.start({ rescanMs: 10_000 });
+  await until("the folder watch", () => h.watcher.active !== null);
+  for (let i = 1; i <= 10; i++) {
+    h.inbox.write(`${IMAGE}:v${i}`);
+    h.watcher.fire();
+    await sleep(2);
+  }
+  await sleep(200);
+  h.stop.abort();
+  await running;
+  assert.deepEqual(h.requests.map((r) => r.image), [`${IMAGE}:v10`]);
+});
+
+Deno.test("claims waiting together run only the newest; the older ones are superseded", async () => {
+  const h = harness();
+  h.inbox.claims.set("000001", {
+    stamp: "000001",
+    claimedAt: 1,
+    startedAt: null,
+    content: fileOf(`${IMAGE}:v1`),
+  });
+  h.inbox.claims.set("000002", {
+    stamp: "000002",
+    claimedAt: 2,
+    startedAt: null,
+    content: fileOf(`${IMAGE}:v2`),
+  });
+  const running = h.start();
+  await until("the update", () => h.requests.length === 1);
+  h.stop.abort();
+  const summary = await running;
+  assert.equal(h.requests[0].image, `${IMAGE}:v2`);
+  assert.equal(summary.superseded, 1);
+  assert.equal(h.inbox.claims.size, 0);
+});
+
+Deno.test("a trigger written during an update waits for the next turn", async () => {
+  let release!: () => void;
+  let concurrent = 0;
+  let maxConcurrent = 0;
+  const h = harness();
+  h.deps.update = async (request) => {
+    h.requests.push(request);
+    concurrent++;
+    maxConcurrent = Math.max(maxConcurrent, concurrent);
+    if (request.image?.endsWith(":v2")) await new Promise<void>((r) => release = r);
+    concurrent--;
+    return report(request);
+  };
+  h.inbox.write(`${IMAGE}:v2`);
+  const running = h.start();
+  await until("the first update", () => h.requests.length === 1);
+  h.inbox.write(`${IMAGE}:v3`);
+  h.watcher.fire();
+  await sleep(150);
+  assert.equal(h.requests.length, 1, "the second trigger must wait");
+  assert.ok(h.inbox.trigger !== null, "the waiting trigger is not claimed during the update");
+  release();
+  await until("the second update", () => h.requests.length === 2);
+  h.stop.abort();
+  await running;
+  assert.deepEqual(h.requests.map((r) => r.image), [`${IMAGE}:v2`, `${IMAGE}:v3`]);
+  assert.equal(maxConcurrent, 1);
+});
+
+Deno.test("LockedError keeps the trigger and retries it later", async () => {
+  const h = harness();
+  let attempts = 0;
+  let claimsDuringLock = -1;
+  h.deps.update = (request) => {
+    attempts++;
+    if (attempts === 1) {
+      claimsDuringLock = h.inbox.claims.size;
+      return Promise.reject(new LockedError("another update is in progress: held by pid 1"));
+    }
+    h.requests.push(request);
+    return Promise.resolve(report(request));
+  };
+  h.inbox.write(`${IMAGE}:v2`);
+  const running = h.start();
+  await until("the locked attempt", () => attempts === 1);
+  await sleep(10);
+  assert.equal(h.inbox.claims.size, 1, "the claim is kept");
+  assert.equal([...h.inbox.claims.values()][0].startedAt, null, "and waits again");
+  await until("the retry", () => h.requests.length === 1);
+  h.stop.abort();
+  await running;
+  assert.equal(claimsDuringLock, 1);
+  assert.equal(h.inbox.claims.size, 0);
+  assert.ok(h.heartbeat.beats.some((b) => b.state === "waiting_for_lock"));
+});
+
+Deno.test("the Docker daemon away keeps the trigger and retries with backoff", async () => {
+  let pings = 0;
+  const h = harness({
+    ping: () => {
+      pings++;
+      return pings <= 3
+        ? Promise.reject(new DockerError("cannot reach the Docker daemon"))
+        : Promise.resolve();
+    },
+  });
+  h.inbox.write(`${IMAGE}:v2`);
+  const running = h.start();
+  await until("the update", () => h.requests.length === 1, 5_000);
+  h.stop.abort();
+  await running;
+  assert.equal(pings, 4);
+  assert.ok(h.logger.lines.some((l) => /Docker daemon unreachable/.test(l.message)));
+  assert.ok(h.heartbeat.beats.some((b) => b.state === "waiting_for_docker"));
+  assert.equal(h.inbox.claims.size, 0);
+});
+
+Deno.test("a rejected trigger writes state rejected with the reason, logs it, and runs no update", async () => {
+  const h = harness();
+  h.inbox.write('{"image": "127.0.0.1:5000/evil/app:v2", "id": "req-9"}');
+  const running = h.start();
+  await until("the status", () => h.status.current !== null);
+  h.stop.abort();
+  const summary = await running;
+  assert.equal(h.requests.length, 0);
+  assert.equal(summary.rejected, 1);
+  assert.equal(h.status.current?.state, "rejected");
+  assert.equal(h.status.current?.requestId, "req-9");
+  assert.match(h.status.current?.error ?? "", /not in allowedImages/);
+  assert.equal(h.status.history.length, 1);
+  assert.ok(h.logger.lines.some((l) => l.message === "trigger rejected" && l.level === "warn"));
+  assert.equal(h.inbox.claims.size, 0);
+});
+
+Deno.test("a symlink trigger is rejected with its kind as the reason", async () => {
+  const h = harness();
+  h.inbox.trigger = { kind: "symlink", bytes: null };
+  const running = h.start();
+  await until("the status", () => h.status.current !== null);
+  h.stop.abort();
+  await running;
+  assert.match(h.status.current?.error ?? "", /symlink, not a regular file/);
+});
+
+Deno.test("a RejectedError from the update engine is written as rejected too", async () => {
+  const h = harness({
+    update: () =>
+      Promise.reject(new RejectedError("repository is not in allowedImages", { object: "x" })),
+  });
+  h.inbox.write(`${IMAGE}:v2`);
+  const running = h.start();
+  await until("the status", () => h.status.current !== null);
+  h.stop.abort();
+  await running;
+  assert.equal(h.status.current?.state, "rejected");
+  assert.equal(h.status.current?.image, `${IMAGE}:v2`);
+  assert.equal(h.inbox.claims.size, 0);
+});
+
+Deno.test("a flood of rejected triggers keeps the log and the history bounded", async () => {
+  const h = harness();
+  const running = h.start({ maxRejectionLogs: 5, debounceMs: 1, maxDelayMs: 1 });
+  await until("the folder watch", () => h.watcher.active !== null);
+  let written = 0;
+  const deadline = Date.now() + 400;
+  while (Date.now() < deadline) {
+    h.inbox.write(`junk ${written++}`);
+    h.watcher.fire();
+    if (written % 20 === 0) await sleep(1);
+  }
+  await sleep(50);
+  h.stop.abort();
+  const summary = await running;
+  assert.ok(summary.rejected > 5, `rejected ${summary.rejected}`);
+  const logged = h.logger.lines.filter((l) => l.message === "trigger rejected").length;
+  assert.equal(logged, 5);
+  assert.equal(h.status.history.length, 5);
+  assert.equal(h.status.current?.state, "rejected");
+});
+
+Deno.test("the log budget reports what it suppressed once the window is over", () => {
+  const budget = new LogBudget(2, 1_000);
+  assert.deepEqual(budget.take(0), { ok: true, suppressedBefore: 0 });
+  assert.deepEqual(budget.take(10), { ok: true, suppressedBefore: 0 });
+  assert.deepEqual(budget.take(20), { ok: false, suppressedBefore: 0 });
+  assert.deepEqual(budget.take(30), { ok: false, suppressedBefore: 0 });
+  assert.deepEqual(budget.take(1_500), { ok: true, suppressedBefore: 2 });
+  assert.equal(budget.roll(1_600), 0);
+});
+
+Deno.test("a claim handed to an update that recovery finished is not run again", async () => {
+  const h = harness({
+    recover: () => Promise.resolve(report({ image: `${IMAGE}:v2`, source: "trigger" })),
+  });
+  h.inbox.claims.set("000001", {
+    stamp: "000001",
+    claimedAt: 1,
+    startedAt: 2,
+    content: fileOf(`${IMAGE}:v2`),
+  });
+  const running = h.start();
+  await sleep(150);
+  h.stop.abort();
+  await running;
+  assert.equal(h.requests.length, 0);
+  assert.equal(h.inbox.claims.size, 0);
+});
+
+Deno.test("a claim handed over just before a kill, with no sign the update began, runs now", async () => {
+  const h = harness();
+  const startedAt = Date.now();
+  h.status.current = { ...statusAt(new Date(startedAt - 60_000)) };
+  h.inbox.claims.set("000001", {
+    stamp: "000001",
+    claimedAt: 1,
+    startedAt,
+    content: fileOf(`${IMAGE}:v2`),
+  });
+  const running = h.start();
+  await until("the update", () => h.requests.length === 1);
+  h.stop.abort();
+  await running;
+  assert.equal(h.requests[0].image, `${IMAGE}:v2`);
+});
+
+Deno.test("a claim whose update finished before the kill is not run again", async () => {
+  const h = harness();
+  const startedAt = Date.now() - 5_000;
+  h.status.current = { ...statusAt(new Date(startedAt + 10)) };
+  h.inbox.claims.set("000001", {
+    stamp: "000001",
+    claimedAt: 1,
+    startedAt,
+    content: fileOf(`${IMAGE}:v2`),
+  });
+  const running = h.start();
+  await sleep(150);
+  h.stop.abort();
+  await running;
+  assert.equal(h.requests.length, 0);
+  assert.equal(h.inbox.claims.size, 0);
+});
+
+Deno.test("stopping during an update lets it finish and takes no new trigger", async () => {
+  let release!: () => void;
+  const h = harness();
+  h.deps.update = async (request) => {
+    h.requests.push(request);
+    await new Promise<void>((r) => release = r);
+    return report(request);
+  };
+  h.inbox.write(`${IMAGE}:v2`);
+  let stopped = false;
+  const running = h.start().then((s) => {
+    stopped = true;
+    return s;
+  });
+  await until("the update", () => h.requests.length === 1);
+  h.stop.abort();
+  h.inbox.write(`${IMAGE}:v3`);
+  h.watcher.fire();
+  await sleep(100);
+  assert.equal(stopped, false, "it waits for the update in progress");
+  release();
+  await running;
+  assert.equal(h.requests.length, 1);
+  assert.ok(h.inbox.trigger !== null, "the new trigger stays for the next start");
+  assert.equal(h.heartbeat.beats.at(-1)?.state, "stopped");
+});
+
+Deno.test("recovery waits and retries while the Docker daemon is away", async () => {
+  let attempts = 0;
+  const h = harness({
+    recover: () => {
+      attempts++;
+      return attempts < 3
+        ? Promise.reject(new DockerError("cannot reach the Docker daemon"))
+        : Promise.resolve(null);
+    },
+  });
+  h.inbox.write(`${IMAGE}:v2`);
+  const running = h.start();
+  await until("the update", () => h.requests.length === 1);
+  h.stop.abort();
+  await running;
+  assert.equal(attempts, 3);
+});
+
+Deno.test("a data folder that vanishes and comes back is watched again", async () => {
+  const h = harness();
+  const running = h.start({ rescanMs: 10_000 });
+  await until("the folder watch", () => h.watcher.active !== null);
+  h.inbox.dirId = null;
+  h.watcher.vanish();
+  await sleep(80);
+  assert.equal(h.watcher.active, null);
+  h.inbox.dirId = "1:2";
+  h.inbox.write(`${IMAGE}:v2`);
+  await until("the update", () => h.requests.length === 1);
+  h.stop.abort();
+  await running;
+  assert.ok(h.watcher.starts >= 2);
+  assert.ok(h.logger.lines.some((l) => /data folder is missing/.test(l.message)));
+  assert.ok(h.logger.lines.some((l) => /data folder is back/.test(l.message)));
+});
+
+Deno.test("the rescan finds a trigger whose event was missed", async () => {
+  const h = harness();
+  const running = h.start({ rescanMs: 60 });
+  await until("the folder watch", () => h.watcher.active !== null);
+  h.inbox.write(`${IMAGE}:v2`);
+  await until("the update", () => h.requests.length === 1);
+  h.stop.abort();
+  await running;
+});
+
+Deno.test("events for other files in the data folder do not wake the loop", async () => {
+  const h = harness();
+  const running = h.start({ rescanMs: 10_000 });
+  await until("the folder watch", () => h.watcher.active !== null);
+  const claimsBefore = h.inbox.calls.filter((c) => c === "claim").length;
+  for (let i = 0; i < 20; i++) h.watcher.fire(".update_status.json");
+  await sleep(100);
+  h.stop.abort();
+  await running;
+  assert.equal(h.inbox.calls.filter((c) => c === "claim").length, claimsBefore);
+});
+
+Deno.test("the heartbeat carries pid and state, on start and on every change", async () => {
+  const h = harness();
+  const running = h.start({ heartbeatMs: 40 });
+  await sleep(150);
+  h.stop.abort();
+  await running;
+  const states = h.heartbeat.beats.map((b) => b.state);
+  assert.equal(states[0], "starting");
+  assert.ok(states.includes("recovering"));
+  assert.ok(states.filter((s) => s === "idle").length >= 2, "periodic beats while idle");
+  assert.equal(states.at(-1), "stopped");
+  assert.ok(
+    h.heartbeat.beats.every((b) => b.pid === 4242 && !Number.isNaN(Date.parse(b.timestamp))),
+  );
+});
+
+function fileOf(text: string): ClaimedContent {
+  return { kind: "file", bytes: new TextEncoder().encode(text) };
+}
+
+function statusAt(startedAt: Date) {
+  return {
+    id: "upd-x",
+    state: "succeeded" as const,
+    container: "bot",
+    image: `${IMAGE}:v1`,
+    previousImage: null,
+    imageId: null,
+    startedAt: startedAt.toISOString(),
+    finishedAt: startedAt.toISOString(),
+    error: null,
+    warnings: [],
+    steps: [],
+  };
+}
