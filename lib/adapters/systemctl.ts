@@ -5,6 +5,7 @@
  */
 
 import { type ErrorDetails, OpsError } from "../errors.ts";
+import { type CommandRunner, runCommand } from "./run_command.ts";
 
 /** What health, status and install need to know about a unit, from one `systemctl show`. */
 export interface ServiceStatus {
@@ -67,7 +68,10 @@ const SHOW_PROPERTIES = [
 
 /** The real systemd, through the `systemctl` program. */
 export class SystemctlServiceManager implements ServiceManager {
-  constructor(private readonly systemctl = "systemctl") {}
+  constructor(
+    private readonly systemctl = "systemctl",
+    private readonly runner: CommandRunner = runCommand,
+  ) {}
 
   async status(unit: string): Promise<ServiceStatus> {
     const out = await this.run(["show", unit, `--property=${SHOW_PROPERTIES.join(",")}`]);
@@ -100,31 +104,36 @@ export class SystemctlServiceManager implements ServiceManager {
     await this.run(["kill", `--signal=${signal}`, unit]);
   }
 
-  private async run(args: string[]): Promise<string> {
-    let output: Deno.CommandOutput;
+  private async run(args: string[], timeoutMs = 90_000): Promise<string> {
+    let result;
     try {
-      output = await new Deno.Command(this.systemctl, {
-        args,
+      result = await this.runner(this.systemctl, args, {
+        timeoutMs,
         // UTC timestamps parse the same on every systemd version.
-        env: { TZ: "UTC", SYSTEMD_PAGER: "", SYSTEMD_COLORS: "0", LC_ALL: "C" },
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
+        env: {
+          PATH: Deno.env.get("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+          TZ: "UTC",
+          LC_ALL: "C",
+          SYSTEMD_PAGER: "",
+          SYSTEMD_COLORS: "0",
+        },
+      });
     } catch (err) {
       throw new ServiceError("cannot run systemctl", {
         cause: err,
         hint: "is this a systemd host?",
       });
     }
-    const stderr = new TextDecoder().decode(output.stderr).trim();
-    if (!output.success) {
+    if (result.code !== 0) {
+      const stderr = result.stderr.trim();
+      const shown = args.filter((a) => !a.startsWith("--property=")).join(" ");
+      const why = stderr.split("\n")[0] || `exit code ${result.code}`;
       throw new ServiceError(
-        `systemctl ${args.join(" ")} failed: ${stderr || `exit code ${output.code}`}`,
+        `systemctl ${shown} failed: ${why}`,
         { stderr, hint: "is systemd running? see 'journalctl -xe'" },
       );
     }
-    return new TextDecoder().decode(output.stdout);
+    return result.stdout;
   }
 }
 

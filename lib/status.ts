@@ -1,0 +1,236 @@
+/**
+ * `hyperbot-ops status`: one screen for a person, or JSON for machines. Gathers the service,
+ * the cron entry, the watcher's heartbeat, the bot container, the last update and the tails
+ * of the three logs; renders them with ✅/❌ marks. Changes nothing.
+ */
+
+import { healthCronLines } from "./adapters/crontab.ts";
+import type { ServiceManager } from "./adapters/systemctl.ts";
+import type { Config } from "./config.ts";
+import type { Containers } from "./docker.ts";
+import {
+  type ContainerSummary,
+  type HeartbeatSummary,
+  inspectContainerSafely,
+  judgeWatcher,
+  type ServiceSummary,
+  summarizeHeartbeat,
+  summarizeService,
+  type WatcherVerdict,
+} from "./health.ts";
+import type { Heartbeat } from "./heartbeat.ts";
+import { LOG_FILES } from "./log.ts";
+import type { StatusFile, UpdateState } from "./report.ts";
+import type { Clock } from "./state.ts";
+
+export const LOG_TAIL_LINES = 5;
+
+export interface StatusDeps {
+  services: ServiceManager;
+  cron: { readonly path: string; read(): Promise<string | null> };
+  heartbeat: { read(): Promise<Heartbeat | null> };
+  docker: Pick<Containers, "inspectContainer">;
+  /** `<dataDir>/.update_status.json` */
+  statusFile: { read(): Promise<StatusFile | null> };
+  /** The last `lines` lines of a log file, or null when it does not exist. */
+  tail(path: string, lines: number): Promise<string[] | null>;
+  clock: Clock;
+}
+
+export interface StatusReport {
+  ok: boolean;
+  checkedAt: string;
+  service: (ServiceSummary & { ok: boolean; enabledOk: boolean; error: null }) | {
+    ok: false;
+    enabledOk: false;
+    error: string;
+  };
+  cron: { ok: boolean; path: string; present: boolean; lines: string[] };
+  watcher: { ok: boolean; verdict: WatcherVerdict; heartbeat: HeartbeatSummary | null };
+  container: ContainerSummary & { ok: boolean };
+  lastUpdate:
+    | (
+      & Pick<
+        StatusFile,
+        "id" | "state" | "image" | "previousImage" | "startedAt" | "finishedAt" | "error"
+      >
+      & { ok: boolean }
+    )
+    | null;
+  logs: Record<"monitor" | "update" | "health", { path: string; lines: string[] | null }>;
+}
+
+const FAILED_STATES: UpdateState[] = ["failed", "rolled_back", "rejected"];
+
+/** Gathers everything side by side. Never throws for what it finds. */
+export async function gatherStatus(
+  deps: StatusDeps,
+  config: Pick<Config, "service" | "container" | "logDir">,
+  options: { logLines?: number } = {},
+): Promise<StatusReport> {
+  const unit = `${config.service}.service`;
+  const n = options.logLines ?? LOG_TAIL_LINES;
+  const logPath = (file: string | null) => `${config.logDir}/${file}`;
+  const [status, cronText, heartbeat, container, last, monitor, update, health] = await Promise
+    .all([
+      deps.services.status(unit).then((s) => s, (err: Error) => err),
+      deps.cron.read().catch(() => null),
+      deps.heartbeat.read().catch(() => null),
+      inspectContainerSafely(deps.docker, config.container),
+      deps.statusFile.read().catch(() => null),
+      deps.tail(logPath(LOG_FILES.watch), n).catch(() => null),
+      deps.tail(logPath(LOG_FILES.update), n).catch(() => null),
+      deps.tail(logPath(LOG_FILES.health), n).catch(() => null),
+    ]);
+  const now = deps.clock.now();
+  const serviceStatus = status instanceof Error ? null : status;
+  const verdict = judgeWatcher(serviceStatus, heartbeat, now);
+  const service: StatusReport["service"] = serviceStatus
+    ? {
+      ...summarizeService(serviceStatus),
+      ok: serviceStatus.activeState === "active",
+      enabledOk: serviceStatus.unitFileState === "enabled",
+      error: null,
+    }
+    : { ok: false, enabledOk: false, error: (status as Error).message };
+  const cronLines = healthCronLines(cronText);
+  const report: StatusReport = {
+    ok: false,
+    checkedAt: now.toISOString(),
+    service,
+    cron: {
+      ok: cronLines.length > 0,
+      path: deps.cron.path,
+      present: cronLines.length > 0,
+      lines: cronLines,
+    },
+    watcher: {
+      ok: verdict === "ok" || verdict === "starting",
+      verdict,
+      heartbeat: summarizeHeartbeat(heartbeat, now),
+    },
+    container: {
+      ...container,
+      ok: container.running && container.health !== "unhealthy",
+    },
+    lastUpdate: last
+      ? {
+        id: last.id,
+        state: last.state,
+        image: last.image,
+        previousImage: last.previousImage,
+        startedAt: last.startedAt,
+        finishedAt: last.finishedAt,
+        error: last.error,
+        ok: !FAILED_STATES.includes(last.state),
+      }
+      : null,
+    logs: {
+      monitor: { path: logPath(LOG_FILES.watch), lines: monitor },
+      update: { path: logPath(LOG_FILES.update), lines: update },
+      health: { path: logPath(LOG_FILES.health), lines: health },
+    },
+  };
+  report.ok = report.service.ok && report.service.enabledOk && report.cron.ok &&
+    report.watcher.ok && report.container.ok && (report.lastUpdate?.ok ?? true);
+  return report;
+}
+
+export interface RenderOptions {
+  /** ANSI bold headings; off when not a TTY or NO_COLOR is set. */
+  color: boolean;
+}
+
+/** The screen. Pure. */
+export function renderStatus(report: StatusReport, options: RenderOptions): string {
+  const bold = (s: string) => options.color ? `\x1b[1m${s}\x1b[0m` : s;
+  const dim = (s: string) => options.color ? `\x1b[2m${s}\x1b[0m` : s;
+  const mark = (ok: boolean) => ok ? "✅" : "❌";
+  const row = (m: string, label: string, text: string) => `${m} ${label.padEnd(12)} ${text}`;
+  const now = Date.parse(report.checkedAt);
+  const lines: string[] = [bold(`hyperbot-ops status  ${report.checkedAt}`), ""];
+
+  const s = report.service;
+  if (s.error !== null) {
+    lines.push(row(mark(false), "Service", `cannot ask systemd: ${s.error}`));
+  } else {
+    const since = s.activeSince
+      ? ` since ${s.activeSince} (${formatAge(now - Date.parse(s.activeSince))})`
+      : "";
+    const restarts = s.restarts > 0 ? `, restarted ${s.restarts}×` : "";
+    const state = s.loadState === "not-found"
+      ? `${s.unit} is not installed`
+      : `${s.unit} ${s.activeState} (${s.subState})${s.ok ? since : ""}${restarts}`;
+    lines.push(row(mark(s.ok), "Service", state));
+    lines.push(
+      row(
+        mark(s.enabledOk),
+        "At boot",
+        s.enabledOk ? "enabled" : s.unitFileState || "not installed",
+      ),
+    );
+  }
+
+  const c = report.cron;
+  lines.push(
+    row(mark(c.ok), "Cron", c.ok ? `${c.path}: ${c.lines[0]}` : `no health entry in ${c.path}`),
+  );
+
+  const w = report.watcher;
+  const hb = w.heartbeat;
+  const beat = hb
+    ? `heartbeat ${
+      hb.ageSeconds === null ? "?" : formatAge(hb.ageSeconds * 1000)
+    } ago, ${hb.state}, pid ${hb.pid}`
+    : "no heartbeat";
+  lines.push(row(mark(w.ok), "Watcher", w.verdict === "ok" ? beat : `${w.verdict}: ${beat}`));
+
+  const k = report.container;
+  const cState = k.error
+    ? `cannot inspect: ${k.error}`
+    : !k.found
+    ? "missing"
+    : `${k.status}${k.health ? `, ${k.health}` : ""}${
+      k.running && k.startedAt ? ` since ${k.startedAt}` : ""
+    }${k.restartCount > 0 ? `, ${k.restartCount} restarts` : ""}`;
+  lines.push(row(mark(k.ok), "Container", `${k.name} ${cState}`));
+  if (k.found) {
+    lines.push(
+      row("  ", "Image", `${k.image ?? "?"}${k.version ? `  version ${k.version}` : ""}`),
+    );
+  }
+
+  const u = report.lastUpdate;
+  if (u === null) {
+    lines.push(row("➖", "Last update", "none recorded"));
+  } else {
+    const when = u.finishedAt ?? u.startedAt;
+    const from = u.previousImage && u.previousImage !== u.image ? ` (from ${u.previousImage})` : "";
+    const err = u.error ? `: ${u.error}` : "";
+    lines.push(row(mark(u.ok), "Last update", `${u.state} ${when} ${u.image ?? ""}${from}${err}`));
+  }
+
+  for (const [name, log] of Object.entries(report.logs)) {
+    lines.push(
+      "",
+      bold(`── ${name === "health" ? "health-check" : name}.log`) + dim(`  ${log.path}`),
+    );
+    if (log.lines === null) lines.push(dim("   (no log file)"));
+    else if (log.lines.length === 0) lines.push(dim("   (empty)"));
+    else lines.push(...log.lines.map((l) => `   ${l}`));
+  }
+  lines.push("", report.ok ? "✅ all well" : "❌ something is wrong (see the ❌ lines above)");
+  return lines.join("\n");
+}
+
+/** `42 s`, `5 min`, `3 h 12 min`, `2 d 4 h`. */
+export function formatAge(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return "?";
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s} s`;
+  const min = Math.floor(s / 60);
+  if (min < 120) return `${min} min`;
+  const h = Math.floor(min / 60);
+  if (h < 48) return `${h} h ${min % 60} min`;
+  return `${Math.floor(h / 24)} d ${h % 24} h`;
+}
