@@ -20,7 +20,7 @@ VOLUME /data
 EXPOSE 8080
 USER 65534
 HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD ["/bin/busybox", "true"]
-CMD ["/bin/busybox", "sh", "-c", "echo hello-stdout; echo hello-stderr >&2; trap 'exit 0' TERM; while true; do /bin/busybox sleep 1; done"]
+CMD ["/bin/busybox", "sh", "-c", "trap 'exit 0' TERM; echo hello-stdout; /bin/busybox sleep 0.3; echo hello-stderr >&2; while true; do /bin/busybox sleep 1; done"]
 `;
 
 /** What `docker image inspect` shows as Config for the image built from CONTRACT_IMAGE_DOCKERFILE. */
@@ -32,7 +32,7 @@ export const CONTRACT_IMAGE_CONFIG: ContainerConfig = {
     "/bin/busybox",
     "sh",
     "-c",
-    "echo hello-stdout; echo hello-stderr >&2; trap 'exit 0' TERM; while true; do /bin/busybox sleep 1; done",
+    "trap 'exit 0' TERM; echo hello-stdout; /bin/busybox sleep 0.3; echo hello-stderr >&2; while true; do /bin/busybox sleep 1; done",
   ],
   Volumes: { "/data": {} },
   WorkingDir: "/app",
@@ -45,7 +45,7 @@ export const CONTRACT_IMAGE_CONFIG: ContainerConfig = {
   },
 };
 
-/** The lines the contract image writes when it starts, stdout then stderr. */
+/** The lines the contract image writes when it starts: stdout, then (0.3 s later, so the order is sure) stderr. */
 export const CONTRACT_IMAGE_LOGS = ["hello-stdout", "hello-stderr"];
 
 export interface ContractSubject {
@@ -272,7 +272,11 @@ export function engineContract(label: string, factory: () => Promise<ContractSub
   });
 
   test("removing a running container without force fails with 409, and with force succeeds", async (engine) => {
-    const id = await engine.createContainer(`${PREFIX}rm`, body());
+    // A named volume: removal keeps volumes, and cleanup finds named ones by their prefix.
+    const id = await engine.createContainer(
+      `${PREFIX}rm`,
+      body({ HostConfig: { Binds: [`${PREFIX}rm:/data`] } }),
+    );
     await engine.startContainer(id);
     await rejectsWithStatus(engine.removeContainer(id), 409);
     await engine.removeContainer(id, { force: true });
