@@ -75,7 +75,21 @@ export async function readCurrentInstall(
     ...(manifest?.createdDirs.map((d) => d.path) ?? []),
   ]);
   const files: CurrentInstall["files"] = {};
-  for (const path of filePaths) files[path] = await deps.files.read(path);
+  const cronPaths = new Set([
+    ...desired.files.filter((f) => f.role === "cron").map((f) => f.path),
+    ...(manifest?.files.filter((f) => f.role === "cron").map((f) => f.path) ?? []),
+  ]);
+  for (const path of filePaths) {
+    if (!cronPaths.has(path)) {
+      files[path] = await deps.files.read(path);
+      continue;
+    }
+    // The cron entry is the cron adapter's; the file's mode still matters to cron.
+    const content = await deps.cron.read();
+    files[path] = content === null
+      ? null
+      : { content, mode: (await deps.files.read(path))?.mode ?? 0o644 };
+  }
   const dirs: CurrentInstall["dirs"] = {};
   for (const path of dirPaths) dirs[path] = await deps.files.dirMode(path);
   let service: CurrentInstall["service"];

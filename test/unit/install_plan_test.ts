@@ -1,0 +1,275 @@
+import assert from "node:assert/strict";
+import { dirname } from "node:path";
+import {
+  applyActions,
+  type InstallDeps,
+  type InstallFiles,
+  readCurrentInstall,
+} from "../../install/apply.ts";
+import {
+  type Action,
+  type CurrentFile,
+  desiredInstall,
+  type InstallSettings,
+  planInstall,
+  planUninstall,
+} from "../../install/plan.ts";
+import { loadConfig } from "../../lib/config.ts";
+import { MemoryLogger } from "../../lib/log.ts";
+import { FakeCronTable } from "../fakes/crontab.ts";
+import { FakeServiceManager } from "../fakes/systemctl.ts";
+import { FakeClock } from "../fakes/state.ts";
+
+/** Files and folders in memory. */
+class MemoryFiles implements InstallFiles {
+  files = new Map<string, CurrentFile>();
+  dirs = new Map<string, number>(
+    [
+      "/",
+      "/etc",
+      "/etc/systemd",
+      "/etc/systemd/system",
+      "/usr",
+      "/usr/local",
+      "/usr/local/lib",
+      "/var",
+      "/var/lib",
+    ]
+      .map((d) => [d, 0o755]),
+  );
+  read(path: string) {
+    return Promise.resolve(this.files.get(path) ?? null);
+  }
+  dirMode(path: string) {
+    return Promise.resolve(this.dirs.get(path) ?? null);
+  }
+  write(path: string, content: string, mode: number) {
+    this.mkdirSync(dirname(path), 0o755);
+    this.files.set(path, { content, mode });
+    return Promise.resolve();
+  }
+  mkdir(path: string, mode: number) {
+    this.mkdirSync(path, mode);
+    this.dirs.set(path, mode);
+    return Promise.resolve();
+  }
+  chmod(path: string, mode: number) {
+    this.dirs.set(path, mode);
+    return Promise.resolve();
+  }
+  remove(path: string) {
+    this.files.delete(path);
+    return Promise.resolve();
+  }
+  removeDir(path: string, recursive: boolean) {
+    const inside = (p: string) => p.startsWith(path + "/");
+    const busy = [...this.files.keys(), ...this.dirs.keys()].some(inside);
+    if (busy && !recursive) return Promise.resolve(false);
+    for (const p of [...this.files.keys()]) if (inside(p)) this.files.delete(p);
+    for (const p of [...this.dirs.keys()]) if (inside(p)) this.dirs.delete(p);
+    this.dirs.delete(path);
+    return Promise.resolve(true);
+  }
+  private mkdirSync(path: string, mode: number) {
+    if (this.dirs.has(path)) return;
+    if (path !== "/") this.mkdirSync(dirname(path), 0o755);
+    this.dirs.set(path, mode);
+  }
+}
+
+function setup() {
+  const clock = new FakeClock();
+  const files = new MemoryFiles();
+  const services = new FakeServiceManager(clock);
+  const cron = new FakeCronTable();
+  const deps: InstallDeps = { files, services, cron, logger: new MemoryLogger() };
+  return { files, services, cron, deps };
+}
+
+function settings(overrides: Partial<InstallSettings> = {}, flags: Record<string, unknown> = {}) {
+  const config = loadConfig({
+    env: {},
+    readTextFile: () => null,
+    flags: { baseDir: "/opt/bot", ...flags },
+  });
+  return {
+    config,
+    configFile: "/etc/hyperbot-ops/config.json",
+    savedSettings: { baseDir: "/opt/bot", ...flags },
+    selfCommand: ["/usr/local/bin/hyperbot-ops"],
+    ...overrides,
+  } as InstallSettings;
+}
+
+async function install(deps: InstallDeps, s: InstallSettings): Promise<Action[]> {
+  const desired = desiredInstall(s);
+  const actions = planInstall(await readCurrentInstall(deps, desired), desired);
+  await applyActions(actions, deps);
+  return actions;
+}
+
+const kinds = (actions: Action[]) =>
+  actions.map((a) =>
+    a.kind === "write" ? `write ${a.role}` : a.kind === "mkdir" ? `mkdir ${a.path}` : a.kind
+  );
+
+Deno.test("a first install creates the folders and files, reloads systemd, enables and starts the service", async () => {
+  const { deps, files, services, cron } = setup();
+  const actions = await install(deps, settings());
+  assert.deepEqual(kinds(actions), [
+    "mkdir /opt/bot",
+    "mkdir /opt/bot/data",
+    "mkdir /opt/bot/logs",
+    "mkdir /var/lib/hyperbot-ops",
+    "mkdir /etc/hyperbot-ops",
+    "write config",
+    "write unit",
+    "write cron",
+    "daemon-reload",
+    "enable-now",
+    "write-manifest",
+  ]);
+  assert.equal(files.dirs.get("/var/lib/hyperbot-ops"), 0o750);
+  assert.equal(files.files.get("/etc/hyperbot-ops/config.json")?.mode, 0o640);
+  assert.deepEqual(JSON.parse(files.files.get("/etc/hyperbot-ops/config.json")!.content), {
+    baseDir: "/opt/bot",
+  });
+  assert.ok(files.files.has("/etc/systemd/system/hyperbot-update-monitor.service"));
+  assert.match(cron.content!, /^\*\/5 \* \* \* \* root \/usr\/local\/bin\/hyperbot-ops health/m);
+  const unit = services.units.get("hyperbot-update-monitor.service")!;
+  assert.equal(unit.activeState, "active");
+  assert.equal(unit.enabled, true);
+});
+
+Deno.test("a second install changes nothing", async () => {
+  const { deps, services } = setup();
+  await install(deps, settings());
+  services.calls.length = 0;
+  assert.deepEqual(await install(deps, settings()), []);
+  assert.ok(services.calls.every((c) => c.startsWith("status")), services.calls.join(", "));
+});
+
+Deno.test("a changed setting rewrites the config file and restarts the watcher, nothing else", async () => {
+  const { deps } = setup();
+  await install(deps, settings());
+  const actions = await install(deps, settings({}, { container: "other-bot" }));
+  assert.deepEqual(kinds(actions), ["write config", "restart"]);
+});
+
+Deno.test("a changed cron schedule rewrites only the cron file", async () => {
+  const { deps, cron } = setup();
+  await install(deps, settings());
+  const actions = await install(deps, settings({ cronSchedule: "* * * * *" }));
+  assert.deepEqual(kinds(actions), ["write cron"]);
+  assert.match(cron.content!, /^\* \* \* \* \* root /m);
+});
+
+Deno.test("a moved executable rewrites unit and cron, reloads systemd and restarts", async () => {
+  const { deps } = setup();
+  await install(deps, settings());
+  const actions = await install(
+    deps,
+    settings({ selfCommand: ["/opt/hyperbot-ops/bin/hyperbot-ops"] }),
+  );
+  assert.deepEqual(kinds(actions), ["write unit", "write cron", "daemon-reload", "restart"]);
+});
+
+Deno.test("a stopped or disabled service is enabled and started again", async () => {
+  const { deps, services } = setup();
+  await install(deps, settings());
+  await services.disableNow("hyperbot-update-monitor.service");
+  assert.deepEqual(kinds(await install(deps, settings())), ["enable-now"]);
+  assert.equal(services.units.get("hyperbot-update-monitor.service")!.activeState, "active");
+});
+
+Deno.test("a state folder with the wrong mode is put right; the bot's folders are left as they are", async () => {
+  const { deps, files } = setup();
+  await install(deps, settings());
+  files.dirs.set("/var/lib/hyperbot-ops", 0o777);
+  files.dirs.set("/opt/bot/data", 0o777);
+  const actions = await install(deps, settings());
+  assert.deepEqual(
+    actions.map((a) => a.kind === "chmod" ? `chmod ${a.path} ${a.mode.toString(8)}` : a.kind),
+    [
+      "chmod /var/lib/hyperbot-ops 750",
+    ],
+  );
+  assert.equal(files.dirs.get("/opt/bot/data"), 0o777);
+});
+
+Deno.test("running from source installs a launcher that the unit and cron run", async () => {
+  const { deps, files, cron } = setup();
+  await install(
+    deps,
+    settings({
+      selfCommand: ["/usr/bin/deno", "run", "--allow-read", "/src/main.ts"],
+      denoDir: "/root/.cache/deno",
+    }),
+  );
+  const launcher = files.files.get("/usr/local/lib/hyperbot-ops/hyperbot-ops");
+  assert.equal(launcher?.mode, 0o755);
+  assert.match(
+    files.files.get("/etc/systemd/system/hyperbot-update-monitor.service")!.content,
+    /^ExecStart=\/usr\/local\/lib\/hyperbot-ops\/hyperbot-ops watch /m,
+  );
+  assert.match(cron.content!, / root \/usr\/local\/lib\/hyperbot-ops\/hyperbot-ops health /);
+});
+
+Deno.test("uninstall removes exactly what install created and leaves data and logs", async () => {
+  const { deps, files, services, cron } = setup();
+  files.dirs.set("/opt/bot", 0o755);
+  files.dirs.set("/opt/bot/data", 0o755);
+  files.files.set("/opt/bot/data/bot.db", { content: "data", mode: 0o644 });
+  const before = new Set(files.dirs.keys());
+  await install(
+    deps,
+    settings({ selfCommand: ["/usr/bin/deno", "run", "/src/main.ts"], denoDir: null }),
+  );
+  files.files.set("/var/lib/hyperbot-ops/heartbeat.json", { content: "{}", mode: 0o644 });
+  files.files.set("/opt/bot/logs/monitor.log", { content: "log", mode: 0o640 });
+  const s = settings({ selfCommand: ["/usr/bin/deno", "run", "/src/main.ts"], denoDir: null });
+  const desired = desiredInstall(s);
+  const actions = planUninstall(await readCurrentInstall(deps, desired), desired);
+  await applyActions(actions, deps);
+  assert.deepEqual([...files.files.keys()].sort(), [
+    "/opt/bot/data/bot.db",
+    "/opt/bot/logs/monitor.log",
+  ]);
+  const leftDirs = [...files.dirs.keys()].filter((d) => !before.has(d)).sort();
+  assert.deepEqual(leftDirs, ["/opt/bot/logs"], "only the log folder (with the logs) stays");
+  assert.equal(cron.content, null);
+  assert.equal(services.units.get("hyperbot-update-monitor.service")!.enabled, false);
+  assert.ok(services.calls.includes("daemon-reload"));
+
+  const again = planUninstall(await readCurrentInstall(deps, desired), desired);
+  assert.deepEqual(again.filter((a) => a.kind !== "disable-now"), []);
+});
+
+Deno.test("uninstall keeps a config file that was there before install", async () => {
+  const { deps, files } = setup();
+  files.dirs.set("/etc/hyperbot-ops", 0o755);
+  files.files.set("/etc/hyperbot-ops/config.json", {
+    content: '{"baseDir":"/opt/bot"}\n',
+    mode: 0o644,
+  });
+  await install(deps, settings());
+  const desired = desiredInstall(settings());
+  await applyActions(planUninstall(await readCurrentInstall(deps, desired), desired), deps);
+  assert.ok(files.files.has("/etc/hyperbot-ops/config.json"));
+  assert.ok(!files.files.has("/etc/systemd/system/hyperbot-update-monitor.service"));
+});
+
+Deno.test("uninstall without a manifest removes only files that carry the install mark", async () => {
+  const { deps, files, cron } = setup();
+  files.files.set("/etc/systemd/system/hyperbot-update-monitor.service", {
+    content: "[Service]\nExecStart=/opt/my-own-script\n",
+    mode: 0o644,
+  });
+  cron.content = "# Installed by 'hyperbot-ops install'\n*/5 * * * * root /x health\n";
+  const desired = desiredInstall(settings());
+  const actions = planUninstall(await readCurrentInstall(deps, desired), desired);
+  assert.deepEqual(
+    actions.filter((a) => a.kind === "remove").map((a) => a.kind === "remove" && a.role),
+    ["cron"],
+  );
+});
