@@ -1,0 +1,169 @@
+import assert from "node:assert/strict";
+import type { ContainerInfo } from "../../lib/docker.ts";
+import type { Heartbeat } from "../../lib/heartbeat.ts";
+import type { StatusFile } from "../../lib/report.ts";
+import { formatAge, gatherStatus, renderStatus, type StatusDeps } from "../../lib/status.ts";
+import { FakeCronTable } from "../fakes/crontab.ts";
+import { FakeServiceManager } from "../fakes/systemctl.ts";
+import { FakeClock } from "../fakes/state.ts";
+
+const UNIT = "hyperbot-update-monitor.service";
+const config = { service: "hyperbot-update-monitor", container: "bot", logDir: "/opt/bot/logs" };
+const CRON =
+  "# Installed by 'hyperbot-ops install'\nPATH=/usr/bin:/bin\n*/5 * * * * root /usr/local/bin/hyperbot-ops health --quiet\n";
+
+const BOT: ContainerInfo = {
+  id: "c1",
+  name: "bot",
+  imageRef: "127.0.0.1:5000/hyperbot/app:v2",
+  imageId: "sha256:bbb",
+  running: true,
+  restarting: false,
+  status: "running",
+  exitCode: 0,
+  restartCount: 0,
+  health: "healthy",
+  startedAt: "2026-11-29T11:00:00Z",
+  labels: { "org.opencontainers.image.version": "2.0.0" },
+  inspect: {} as ContainerInfo["inspect"],
+};
+
+const LAST: StatusFile = {
+  id: "u1",
+  state: "succeeded",
+  container: "bot",
+  image: "127.0.0.1:5000/hyperbot/app:v2",
+  previousImage: "127.0.0.1:5000/hyperbot/app:v1",
+  imageId: "sha256:bbb",
+  startedAt: "2026-11-29T11:00:00Z",
+  finishedAt: "2026-11-29T11:00:20Z",
+  error: null,
+  warnings: [],
+  steps: [],
+};
+
+function setup() {
+  const clock = new FakeClock();
+  const services = new FakeServiceManager(clock);
+  const unit = services.addUnit(UNIT);
+  const state = {
+    cron: new FakeCronTable(CRON),
+    heartbeat: {
+      timestamp: clock.now().toISOString(),
+      pid: unit.mainPid,
+      state: "idle",
+      startedAt: "",
+      intervalMs: 30_000,
+    } as
+      | Heartbeat
+      | null,
+    bot: BOT as ContainerInfo | null,
+    last: LAST as StatusFile | null,
+    logs: {
+      "/opt/bot/logs/monitor.log": ["m1", "m2"],
+      "/opt/bot/logs/update.log": ["u1"],
+    } as Record<string, string[]>,
+  };
+  const deps: StatusDeps = {
+    services,
+    cron: state.cron,
+    heartbeat: { read: () => Promise.resolve(state.heartbeat) },
+    docker: { inspectContainer: () => Promise.resolve(state.bot) },
+    statusFile: { read: () => Promise.resolve(state.last) },
+    tail: (path, n) => Promise.resolve(state.logs[path]?.slice(-n) ?? null),
+    clock,
+  };
+  return { deps, services, state, clock };
+}
+
+Deno.test("status of a healthy installation is all ✅ and ok", async () => {
+  const { deps, clock } = setup();
+  await clock.sleep(5_000);
+  const report = await gatherStatus(deps, config);
+  assert.equal(report.ok, true);
+  const text = renderStatus(report, { color: false });
+  assert.match(
+    text,
+    /^✅ Service +hyperbot-update-monitor\.service active \(running\) since 2026-11-29T12:00:00\.000Z \(5 s\)$/m,
+  );
+  assert.match(text, /^✅ At boot +enabled$/m);
+  assert.match(
+    text,
+    /^✅ Cron +\/etc\/cron\.d\/hyperbot-ops: \*\/5 \* \* \* \* root .* health --quiet$/m,
+  );
+  assert.match(text, /^✅ Watcher +heartbeat 5 s ago, idle, pid \d+$/m);
+  assert.match(text, /^✅ Container +bot running, healthy since 2026-11-29T11:00:00Z$/m);
+  assert.match(text, /^ {3}Image +127\.0\.0\.1:5000\/hyperbot\/app:v2 {2}version 2\.0\.0$/m);
+  assert.match(
+    text,
+    /^✅ Last update +succeeded 2026-11-29T11:00:20Z 127\.0\.0\.1:5000\/hyperbot\/app:v2 \(from 127\.0\.0\.1:5000\/hyperbot\/app:v1\)$/m,
+  );
+  assert.match(text, /── monitor\.log.*\n {3}m1\n {3}m2/);
+  assert.match(text, /── health-check\.log.*\n {3}\(no log file\)/);
+  assert.ok(!text.includes("❌"));
+  assert.ok(!text.includes("\x1b["), "no escape codes without colour");
+});
+
+Deno.test("status on a terminal uses bold headings", async () => {
+  const { deps } = setup();
+  assert.ok(renderStatus(await gatherStatus(deps, config), { color: true }).includes("\x1b[1m"));
+});
+
+Deno.test("a stopped, disabled service without cron entry shows ❌ and is not ok", async () => {
+  const { deps, services, state } = setup();
+  await services.disableNow(UNIT);
+  state.cron.content = "# nothing\n";
+  const report = await gatherStatus(deps, config);
+  assert.equal(report.ok, false);
+  const text = renderStatus(report, { color: false });
+  assert.match(text, /^❌ Service +hyperbot-update-monitor\.service inactive \(dead\)$/m);
+  assert.match(text, /^❌ At boot +disabled$/m);
+  assert.match(text, /^❌ Cron +no health entry in \/etc\/cron\.d\/hyperbot-ops$/m);
+  assert.match(text, /^❌ Watcher +stopped: heartbeat/m);
+});
+
+Deno.test("a missing bot container and a rolled-back update show ❌", async () => {
+  const { deps, state } = setup();
+  state.bot = null;
+  state.last = { ...LAST, state: "rolled_back", error: "new container never became healthy" };
+  const report = await gatherStatus(deps, config);
+  assert.equal(report.ok, false);
+  const text = renderStatus(report, { color: false });
+  assert.match(text, /^❌ Container +bot missing$/m);
+  assert.match(text, /^❌ Last update +rolled_back .*: new container never became healthy$/m);
+});
+
+Deno.test("no update yet is not a fault", async () => {
+  const { deps, state } = setup();
+  state.last = null;
+  const report = await gatherStatus(deps, config);
+  assert.equal(report.ok, true);
+  assert.match(renderStatus(report, { color: false }), /^➖ Last update +none recorded$/m);
+});
+
+Deno.test("status without systemd says so instead of failing", async () => {
+  const { deps, services } = setup();
+  services.options.unreachable = true;
+  const report = await gatherStatus(deps, config);
+  assert.equal(report.ok, false);
+  assert.match(renderStatus(report, { color: false }), /^❌ Service +cannot ask systemd: /m);
+});
+
+Deno.test("status JSON has the documented top-level keys", async () => {
+  const { deps } = setup();
+  const report = await gatherStatus(deps, config);
+  for (const key of ["service", "cron", "container", "watcher", "lastUpdate", "logs"]) {
+    assert.ok(key in report, key);
+  }
+  assert.deepEqual(Object.keys(report.logs), ["monitor", "update", "health"]);
+  assert.deepEqual(report.logs.update, { path: "/opt/bot/logs/update.log", lines: ["u1"] });
+  assert.equal(report.container.version, "2.0.0");
+  assert.equal(report.lastUpdate?.state, "succeeded");
+});
+
+Deno.test("ages read like a person would say them", () => {
+  assert.equal(formatAge(42_000), "42 s");
+  assert.equal(formatAge(5 * 60_000), "5 min");
+  assert.equal(formatAge((3 * 60 + 12) * 60_000), "3 h 12 min");
+  assert.equal(formatAge(52 * 3600_000), "2 d 4 h");
+});
