@@ -1,0 +1,82 @@
+/**
+ * The watcher at rest: CPU time and resident memory of a real `hyperbot-ops watch` process
+ * over an idle window, from /proc/<pid>/stat (utime + stime) and /proc/<pid>/status (VmRSS),
+ * and its context switches (all threads): a busy-polling loop would show up there.
+ */
+
+import { ALLOWED_REPOSITORY } from "./trigger_latency.ts";
+import {
+  clockTicks,
+  contextSwitches,
+  cpuTicks,
+  makeSandbox,
+  rssKiB,
+  type Sandbox,
+  sleep,
+  spawnCli,
+  stopChild,
+  waitForWatchState,
+} from "./support.ts";
+
+export interface IdleResult {
+  seconds: number;
+  cpuPercent: number;
+  cpuMs: number;
+  rssMaxMiB: number;
+  rssEndMiB: number;
+  wakeupsPerSecond: number;
+}
+
+/** A running watcher on its own sandbox; stop it with `stop()`. */
+export interface IdleWatcher {
+  box: Sandbox;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+export async function startIdleWatcher(container: string): Promise<IdleWatcher> {
+  const box = await makeSandbox("idle", [
+    "--container",
+    container,
+    "--allowed-image",
+    ALLOWED_REPOSITORY,
+  ]);
+  const child = spawnCli(["watch", ...box.flags]);
+  await waitForWatchState(box.stateDir, "idle");
+  return {
+    box,
+    pid: child.pid,
+    async stop() {
+      await stopChild(child);
+      await Deno.remove(box.base, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** Measures `watcher` for `seconds`, after letting start-up settle for 2 s. */
+export async function measureIdle(watcher: IdleWatcher, seconds: number): Promise<IdleResult> {
+  const hz = await clockTicks();
+  await sleep(2_000);
+  const ticks0 = await cpuTicks(watcher.pid);
+  const switches0 = await contextSwitches(watcher.pid);
+  const t0 = performance.now();
+  let rssMax = await rssKiB(watcher.pid);
+  const end = t0 + seconds * 1000;
+  while (performance.now() < end) {
+    await sleep(Math.min(1_000, end - performance.now()));
+    rssMax = Math.max(rssMax, await rssKiB(watcher.pid));
+  }
+  const elapsed = (performance.now() - t0) / 1000;
+  const ticks = (await cpuTicks(watcher.pid)) - ticks0;
+  const switches = (await contextSwitches(watcher.pid)) - switches0;
+  const rssEnd = await rssKiB(watcher.pid);
+  const cpuSeconds = ticks / hz;
+  return {
+    seconds: elapsed,
+    cpuPercent: (cpuSeconds / elapsed) * 100,
+    cpuMs: cpuSeconds * 1000,
+    rssMaxMiB: rssMax / 1024,
+    rssEndMiB: rssEnd / 1024,
+    wakeupsPerSecond: switches / elapsed,
+  };
+}
