@@ -71,6 +71,7 @@ export async function setupLogging(options: LoggingOptions): Promise<void> {
         sinks[category] = getRotatingFileSink(path, {
           maxSize: MAX_LOG_BYTES,
           maxFiles: MAX_LOG_FILES,
+          bufferSize: 0, // write each line at once: `tail -f` and `status` see it (default buffers 8 KiB)
           formatter: (record) => formatRecord(record, true) + "\n",
         });
         tightenMode(path);
