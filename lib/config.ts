@@ -242,6 +242,8 @@ function coerce(key: ConfigKey, raw: unknown, source: string): unknown {
       if (spec.kind === "count" && (!Number.isInteger(n) || n < 1)) {
         throw bad("expected a whole number >= 1");
       }
+      // 0 would switch verification off (stableSeconds) or fail every update (healthTimeoutSeconds).
+      if (spec.kind === "seconds" && n < 1) throw bad("expected a number >= 1");
       if (n > 86400) throw bad("expected at most 86400");
       return n;
     }

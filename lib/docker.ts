@@ -58,12 +58,17 @@ export interface Healthcheck {
   StartInterval?: number;
 }
 
+export interface RestartPolicy {
+  Name: string;
+  MaximumRetryCount?: number;
+}
+
 export interface HostConfig {
   Binds?: string[] | null;
   Mounts?: MountSpec[] | null;
   NetworkMode?: string;
   PortBindings?: Record<string, unknown> | null;
-  RestartPolicy?: { Name: string; MaximumRetryCount?: number };
+  RestartPolicy?: RestartPolicy;
   AutoRemove?: boolean;
   Links?: string[] | null;
   [k: string]: unknown;
@@ -169,6 +174,12 @@ export interface Containers {
   stopContainer(id: string, options?: { timeoutSeconds?: number; signal?: string }): Promise<void>;
   /** Removes the container, never its volumes. `force` kills it first if running. No error if absent. */
   removeContainer(id: string, options?: { force?: boolean }): Promise<void>;
+  /**
+   * Changes the restart policy of an existing container (running or not). The update sets the
+   * old container's to "no" while it is stopped, so a daemon restart cannot bring it back
+   * beside the new one.
+   */
+  setRestartPolicy(id: string, policy: RestartPolicy): Promise<void>;
   /** The last `tail` lines of stdout and stderr, as text. */
   containerLogs(id: string, tail: number): Promise<string>;
 }

@@ -95,8 +95,18 @@ export function buildCreateBody(
     config.Entrypoint = null;
     if (sameValue(c.Cmd ?? null, img.Cmd ?? null)) config.Cmd = null;
   }
-  // Docker names a container's host after its ID unless one was set.
+  // Docker names a container's host after its ID unless one was set. In another container's
+  // network (or the host's) the name is that one's, and create refuses to be given one.
+  const mode = old.HostConfig.NetworkMode ?? "";
   if (c.Hostname && old.Id.startsWith(c.Hostname)) delete config.Hostname;
+  if (mode === "host" || mode.startsWith("container:")) {
+    delete config.Hostname;
+    delete config.Domainname;
+  }
+  if (mode.startsWith("container:")) {
+    config.ExposedPorts = null;
+    delete config.MacAddress;
+  }
   delete config.ArgsEscaped;
 
   const hostConfig = { ...old.HostConfig };

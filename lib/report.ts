@@ -131,6 +131,11 @@ export interface JournalEntry {
   oldContainerId: string | null;
   /** Whether the old container was running before the update (rollback restarts it only then). */
   oldWasRunning: boolean;
+  /**
+   * The old container's restart policy. The update sets it to "no" before stopping the
+   * container (so a daemon restart cannot run it beside the new one) and rollback restores it.
+   */
+  oldRestartPolicy: { Name: string; MaximumRetryCount?: number } | null;
   newContainerId: string | null;
   tempName: string;
   previousName: string;
@@ -146,4 +151,6 @@ export interface LastUpdate {
   imageId: string;
   previousImage: string;
   previousImageId: string;
+  /** Image IDs deployed to this container, newest first (for keepImages). */
+  recentImageIds?: string[];
 }

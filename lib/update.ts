@@ -12,6 +12,7 @@ import { DockerError, RejectedError, UpdateFailedError, UsageError } from "./err
 import { pruneImages } from "./images.ts";
 import {
   checkImageRef,
+  familiarRepository,
   formatImageRef,
   type ImageRef,
   parseImageRef,
@@ -21,6 +22,7 @@ import type { Logger } from "./log.ts";
 import { buildCreateBody, recreateWarnings, unrecreatableReasons } from "./recreate.ts";
 import {
   type JournalEntry,
+  type LastUpdate,
   type Outcome,
   statusOfReport,
   type StepName,
@@ -28,8 +30,9 @@ import {
   type UpdateReport,
   type UpdateState,
 } from "./report.ts";
+import { finishForward, rollBackContainers } from "./rollback.ts";
 import type { Clock, JournalStore, LastUpdateStore, StatusStore, UpdateLock } from "./state.ts";
-import { verifyContainer } from "./verify.ts";
+import { verifyContainer, type VerifyOptions } from "./verify.ts";
 
 export interface UpdateDeps {
   docker: DockerEngine;
@@ -60,8 +63,7 @@ export interface UpdateRequest {
   source: "cli" | "trigger";
 }
 
-/** How many lines of a failed container's output go to update.log. */
-const FAILED_LOG_LINES = 50;
+const FINAL_STATES: UpdateState[] = ["succeeded", "unchanged", "rolled_back", "failed", "rejected"];
 
 /**
  * Runs one update. Throws RejectedError (bad reference, repository not allowed, a container
@@ -134,6 +136,13 @@ export function allowedRepositories(config: Config, runningImageRef: string): st
   }
 }
 
+function verifyOptions(config: Config): VerifyOptions {
+  return {
+    healthTimeoutSeconds: config.healthTimeoutSeconds,
+    stableSeconds: config.stableSeconds,
+  };
+}
+
 class UpdateRun {
   private readonly report: UpdateReport;
   private readonly journal: JournalEntry;
@@ -147,7 +156,6 @@ class UpdateRun {
   ) {
     const now = deps.clock.now().toISOString();
     const id = `upd-${now.replace(/[-:.TZ]/g, "").slice(0, 14)}-${crypto.randomUUID().slice(0, 8)}`;
-    const names = swapNames(config.container);
     this.report = {
       id,
       ...(request.requestId ? { requestId: request.requestId } : {}),
@@ -176,28 +184,25 @@ class UpdateRun {
       previousImageId: null,
       oldContainerId: null,
       oldWasRunning: false,
+      oldRestartPolicy: null,
       newContainerId: null,
-      ...names,
+      ...swapNames(config.container),
       steps: this.report.steps,
     };
-    this.log = {
-      debug: (m, f) => deps.logger.debug(m, { ...this.fields(), ...f }),
-      info: (m, f) => deps.logger.info(m, { ...this.fields(), ...f }),
-      warn: (m, f) => deps.logger.warn(m, { ...this.fields(), ...f }),
-      error: (m, f) => deps.logger.error(m, { ...this.fields(), ...f }),
-    };
-  }
-
-  private fields() {
-    return {
+    const fields = () => ({
       update: this.report.id,
       container: this.config.container,
       image: this.report.image ?? undefined,
+    });
+    this.log = {
+      debug: (m, f) => deps.logger.debug(m, { ...fields(), ...f }),
+      info: (m, f) => deps.logger.info(m, { ...fields(), ...f }),
+      warn: (m, f) => deps.logger.warn(m, { ...fields(), ...f }),
+      error: (m, f) => deps.logger.error(m, { ...fields(), ...f }),
     };
   }
 
   async run(): Promise<UpdateReport> {
-    const { docker } = this.deps;
     let old: ContainerInfo;
     let target: string;
     try {
@@ -211,18 +216,8 @@ class UpdateRun {
       return await this.failBeforeTouching(err);
     }
 
-    // From here the bot's container is touched; every failure ends in a rollback.
     try {
-      const oldImage = await docker.inspectImage(old.imageId);
-      const warnings = recreateWarnings(old.inspect, oldImage?.config ?? null);
-      for (const w of warnings) this.warn(w);
-      const body = buildCreateBody(old.inspect, oldImage?.config ?? null, target);
-      this.journal.newContainerId = await this.step(
-        "create",
-        "creating",
-        () => docker.createContainer(this.journal.tempName, body),
-      );
-      await this.journal_();
+      await this.step("create", "creating", () => this.createNew(old, target));
     } catch (err) {
       // The old container was never stopped: remove what was created, and the bot is untouched.
       await this.removeNew().catch((e) =>
@@ -231,34 +226,45 @@ class UpdateRun {
       return await this.failBeforeTouching(err);
     }
 
+    // From here the bot's container is touched; every failure ends in a rollback.
+    const newId = this.journal.newContainerId!;
+    const { docker } = this.deps;
     try {
-      await this.step("stop", "stopping", () => docker.stopContainer(old.id));
+      await this.step("stop", "stopping", async () => {
+        // A stopped container with restart policy "always" would come back on a daemon
+        // restart and trade beside the new one.
+        if (this.journal.oldRestartPolicy?.Name !== "no") {
+          await docker.setRestartPolicy(old.id, { Name: "no" });
+        }
+        await docker.stopContainer(old.id);
+      });
       await this.step("rename", null, async () => {
         await docker.renameContainer(old.id, this.journal.previousName);
-        await docker.renameContainer(this.journal.newContainerId!, this.config.container);
+        await docker.renameContainer(newId, this.config.container);
       });
-      await this.step(
-        "start",
-        "starting",
-        () => docker.startContainer(this.journal.newContainerId!),
-      );
+      await this.step("start", "starting", () => docker.startContainer(newId));
       const verdict = await this.step(
         "verify",
         "verifying",
-        () =>
-          verifyContainer(docker, this.deps.clock, this.journal.newContainerId!, {
-            healthTimeoutSeconds: this.config.healthTimeoutSeconds,
-            stableSeconds: this.config.stableSeconds,
-          }),
+        () => verifyContainer(docker, this.deps.clock, newId, verifyOptions(this.config)),
       );
-      if (!verdict.ok) throw new UpdateFailedError(verdict.reason);
+      if (!verdict.ok) throw new UpdateFailedError(`the new container failed: ${verdict.reason}`);
       this.log.info("new container verified", { detail: verdict.detail });
     } catch (err) {
       return await this.rollBack(err);
     }
 
     this.journal.verified = true;
-    await this.step("cleanup", null, () => this.cleanUp(old, target));
+    try {
+      await this.step("cleanup", null, () => this.cleanUp(old, target));
+    } catch (err) {
+      // The new container runs and was verified; what is left is tidying, which recovery
+      // (the journal stays) or the next update finishes.
+      return await this.finish("updated", null, {
+        keepJournal: true,
+        warning: `cleanup did not complete: ${msg(err)}`,
+      });
+    }
     return await this.finish("updated", null);
   }
 
@@ -291,6 +297,7 @@ class UpdateRun {
     }
     this.journal.oldContainerId = old.id;
     this.journal.oldWasRunning = old.running || old.restarting;
+    this.journal.oldRestartPolicy = old.inspect.HostConfig.RestartPolicy ?? null;
     this.journal.previousImage = this.report.previousImage = old.imageRef;
     this.journal.previousImageId = this.report.previousImageId = old.imageId;
     this.report.imageId = old.imageId;
@@ -299,35 +306,49 @@ class UpdateRun {
 
   /** The reference to deploy, checked against allowedImages. */
   private async chooseTarget(old: ContainerInfo): Promise<string> {
-    const allowed = allowedRepositories(this.config, old.imageRef);
-    if (this.request.rollback) {
-      const last = await this.deps.lastUpdate.read();
-      if (!last || last.container !== this.config.container) {
-        throw new UpdateFailedError("no earlier update to roll back to", {
-          object: this.config.container,
-          hint: "--rollback goes back to the image that ran before the last successful update",
-        });
-      }
-      const image = await this.deps.docker.inspectImage(last.previousImageId);
-      if (!image) {
-        throw new UpdateFailedError("the previous image is no longer present", {
-          object: `${last.previousImage} (${last.previousImageId})`,
-          hint: `pull it and run 'hyperbot-ops update ${last.previousImage}'`,
-        });
-      }
-      // Run it by name when the name still means that image, else by ID.
-      const byName = await this.deps.docker.inspectImage(last.previousImage);
-      const target = byName?.id === last.previousImageId
-        ? last.previousImage
-        : last.previousImageId;
-      this.report.image = this.journal.image = target;
-      return target;
+    const target = this.request.rollback
+      ? await this.rollbackTarget()
+      : formatImageRef(this.ref ?? parseRunningImage(old.imageRef));
+    if (!this.request.rollback) {
+      checkImageRef(target, allowedRepositories(this.config, old.imageRef));
     }
-    const ref = this.ref ?? parseRunningImage(old.imageRef);
-    checkImageRef(formatImageRef(ref), allowed);
-    const target = formatImageRef(ref);
     this.report.image = this.journal.image = target;
     return target;
+  }
+
+  /**
+   * The image that ran before the last successful update, by its name. When that name now
+   * means another image (a re-pull of the same tag), the name is moved back to the old image,
+   * so the container never runs from a bare image ID.
+   */
+  private async rollbackTarget(): Promise<string> {
+    const { docker } = this.deps;
+    const last = await this.deps.lastUpdate.read();
+    if (!last || last.container !== this.config.container) {
+      throw new UpdateFailedError("no earlier update to roll back to", {
+        object: this.config.container,
+        hint: "--rollback goes back to the image that ran before the last successful update",
+      });
+    }
+    if (!(await docker.inspectImage(last.previousImageId))) {
+      throw new UpdateFailedError("the previous image is no longer present", {
+        object: `${last.previousImage} (${last.previousImageId})`,
+        hint: `pull it and run 'hyperbot-ops update ${last.previousImage}'`,
+      });
+    }
+    const ref = parseRunningImage(last.previousImage);
+    const byName = await docker.inspectImage(last.previousImage);
+    if (byName?.id !== last.previousImageId) {
+      if (!ref.tag || ref.digest) {
+        throw new UpdateFailedError("the previous image's name now means another image", {
+          object: last.previousImage,
+          hint: `run 'hyperbot-ops update <image>' with the version to go back to`,
+        });
+      }
+      await docker.tagImage(last.previousImageId, familiarRepository(ref), ref.tag);
+      this.log.info("moved the tag back to the previous image", { imageId: last.previousImageId });
+    }
+    return formatImageRef(ref);
   }
 
   private async pull(target: string): Promise<void> {
@@ -350,31 +371,55 @@ class UpdateRun {
     return image.id;
   }
 
+  private async createNew(old: ContainerInfo, target: string): Promise<void> {
+    const { docker } = this.deps;
+    const oldImage = await docker.inspectImage(old.imageId);
+    for (const w of recreateWarnings(old.inspect, oldImage?.config ?? null)) this.warn(w);
+    const body = buildCreateBody(old.inspect, oldImage?.config ?? null, target);
+    this.journal.newContainerId = await docker.createContainer(this.journal.tempName, body);
+    await this.deps.journal.write(this.journal);
+    // The tag could have moved between compare and create (another pull): run only what was compared.
+    const created = await docker.inspectContainer(this.journal.newContainerId);
+    if (created?.imageId !== this.report.imageId) {
+      throw new UpdateFailedError("the image changed during the update; run it again", {
+        object: target,
+      });
+    }
+  }
+
   private async cleanUp(old: ContainerInfo, target: string): Promise<void> {
     const { docker } = this.deps;
     await docker.removeContainer(old.id, { force: true });
-    const earlier = await this.deps.lastUpdate.read();
-    await this.deps.lastUpdate.write({
-      id: this.report.id,
-      container: this.config.container,
-      finishedAt: this.deps.clock.now().toISOString(),
-      image: target,
-      imageId: this.report.imageId!,
-      previousImage: old.imageRef,
-      previousImageId: old.imageId,
-    });
+    const last = await this.recordLastUpdate(target, old);
     try {
       await pruneImages(docker, this.log, {
         repository: repositoryOf(parseRunningImage(target)),
-        keepIds: [this.report.imageId!, old.imageId],
+        keepIds: last.recentImageIds ?? [],
         keepImages: this.config.keepImages,
-        extraCandidates: earlier?.container === this.config.container
-          ? [earlier.previousImageId]
-          : [],
       });
     } catch (err) {
       this.warn(`could not remove old images: ${msg(err)}`);
     }
+  }
+
+  private async recordLastUpdate(target: string, old: ContainerInfo): Promise<LastUpdate> {
+    const earlier = await this.deps.lastUpdate.read();
+    const history = earlier?.container === this.config.container
+      ? earlier.recentImageIds ?? [earlier.imageId, earlier.previousImageId]
+      : [];
+    const imageId = this.report.imageId!;
+    const last: LastUpdate = {
+      id: this.report.id,
+      container: this.config.container,
+      finishedAt: this.deps.clock.now().toISOString(),
+      image: target,
+      imageId,
+      previousImage: old.imageRef,
+      previousImageId: old.imageId,
+      recentImageIds: unique([imageId, old.imageId, ...history]).slice(0, 20),
+    };
+    await this.deps.lastUpdate.write(last);
+    return last;
   }
 
   /** A failure before the old container was stopped: nothing to undo. */
@@ -391,11 +436,18 @@ class UpdateRun {
 
   private async rollBack(cause: unknown): Promise<UpdateReport> {
     this.log.error("update failed; rolling back", { error: msg(cause) });
+    let verdict;
     try {
-      await this.step(
+      verdict = await this.step(
         "rollback",
         null,
-        () => rollBackContainers(this.deps, this.journal, this.log),
+        () =>
+          rollBackContainers(
+            { docker: this.deps.docker, clock: this.deps.clock, logger: this.log },
+            this.journal,
+            verifyOptions(this.config),
+          ),
+        { journalBestEffort: true },
       );
     } catch (err) {
       // The journal stays: the watcher (or the next update) finishes the rollback.
@@ -405,16 +457,28 @@ class UpdateRun {
       return await this.finish(
         "failed",
         new UpdateFailedError(`${msg(cause)}; rollback failed: ${msg(err)}`),
-        {
-          keepJournal: true,
-        },
+        { keepJournal: true },
       );
     }
     this.report.imageId = this.journal.previousImageId;
+    if (!verdict.ok) {
+      // The old container is back under its name; that it does not run is the bot's own state.
+      return await this.finish(
+        "failed",
+        new UpdateFailedError(
+          `${msg(cause)}; rolled back, but the old container failed too: ${verdict.reason}`,
+        ),
+      );
+    }
     return await this.finish("rolled_back", cause);
   }
 
-  private async finish(outcome: Outcome, err: unknown, options: { keepJournal?: boolean } = {}) {
+  private async finish(
+    outcome: Outcome,
+    err: unknown,
+    options: { keepJournal?: boolean; warning?: string } = {},
+  ) {
+    if (options.warning) this.warn(options.warning);
     this.report.outcome = outcome;
     this.report.error = err === null ? null : msg(err);
     this.report.finishedAt = this.deps.clock.now().toISOString();
@@ -439,11 +503,18 @@ class UpdateRun {
     name: StepName,
     state: UpdateState | null,
     fn: () => Promise<T>,
+    options: { journalBestEffort?: boolean } = {},
   ): Promise<T> {
     const record: StepRecord = { name, startedAt: this.deps.clock.now().toISOString() };
     this.report.steps.push(record);
     this.journal.step = name;
-    await this.journal_();
+    try {
+      await this.deps.journal.write(this.journal);
+    } catch (err) {
+      // Undoing must not wait for a disk with room for the journal.
+      if (!options.journalBestEffort) throw err;
+      this.log.error("cannot write the journal; going on with the rollback", { error: msg(err) });
+    }
     if (state) await this.writeProgress(state);
     await this.deps.beforeStep?.(name);
     this.log.info(`step ${name}`, { step: name });
@@ -458,10 +529,6 @@ class UpdateRun {
     } finally {
       record.finishedAt = this.deps.clock.now().toISOString();
     }
-  }
-
-  private journal_() {
-    return this.deps.journal.write(this.journal);
   }
 
   private async writeProgress(state: UpdateState) {
@@ -483,62 +550,6 @@ class UpdateRun {
   }
 }
 
-/**
- * Puts the old container back: removes the new one (keeping its last output in the log),
- * gives the old one its name back, starts it if it was running, and checks that it runs.
- */
-async function rollBackContainers(deps: UpdateDeps, j: JournalEntry, log: Logger): Promise<void> {
-  const { docker } = deps;
-  if (!j.oldContainerId) return;
-  const removed = new Set<string>();
-  for (const candidate of [j.newContainerId, j.tempName, j.container]) {
-    if (!candidate) continue;
-    const info = await docker.inspectContainer(candidate);
-    if (!info || info.id === j.oldContainerId || removed.has(info.id)) continue;
-    const output = await docker.containerLogs(info.id, FAILED_LOG_LINES).catch(() => "");
-    log.error("output of the new container before removal", {
-      containerId: info.id.slice(0, 12),
-      exitCode: info.exitCode,
-      logs: output.trimEnd(),
-    });
-    await docker.removeContainer(info.id, { force: true });
-    removed.add(info.id);
-  }
-  const old = await docker.inspectContainer(j.oldContainerId);
-  if (!old) throw new DockerError("the old container is gone", { object: j.oldContainerId });
-  if (old.name !== j.container) await docker.renameContainer(old.id, j.container);
-  if (!j.oldWasRunning) return;
-  if (!old.running) await docker.startContainer(old.id);
-  await deps.clock.sleep(1000);
-  const after = await docker.inspectContainer(old.id);
-  if (!after?.running) {
-    throw new UpdateFailedError(
-      `the old container did not stay running (exit code ${after?.exitCode})`,
-      {
-        object: j.container,
-      },
-    );
-  }
-  log.info("old container is back and running", { containerId: old.id.slice(0, 12) });
-}
-
-/** Completes an update whose new container was verified: names it, runs it, removes the old one. */
-async function finishForward(deps: UpdateDeps, j: JournalEntry): Promise<string | null> {
-  const { docker } = deps;
-  const fresh = j.newContainerId ? await docker.inspectContainer(j.newContainerId) : null;
-  if (!fresh) {
-    throw new DockerError("the verified new container is gone", {
-      object: j.newContainerId ?? j.tempName,
-    });
-  }
-  if (fresh.name !== j.container) await docker.renameContainer(fresh.id, j.container);
-  if (!fresh.running) await docker.startContainer(fresh.id);
-  if (j.oldContainerId && j.oldContainerId !== fresh.id) {
-    await docker.removeContainer(j.oldContainerId, { force: true });
-  }
-  return fresh.imageId;
-}
-
 const UNTOUCHED_STEPS: StepName[] = ["inspect", "pull", "compare"];
 
 async function recoverLocked(deps: UpdateDeps, config: Config): Promise<UpdateReport | null> {
@@ -546,6 +557,20 @@ async function recoverLocked(deps: UpdateDeps, config: Config): Promise<UpdateRe
   if (!j) return null;
   const log = deps.logger;
   const fields = { update: j.id, container: j.container, step: j.step };
+
+  // Killed after the result was written but before the journal was cleared: the containers
+  // are already where the status says.
+  const current = await deps.status.read();
+  // (Not after cleanup or rollback: those keep the journal on purpose when they could not finish.)
+  if (
+    current?.id === j.id && FINAL_STATES.includes(current.state) &&
+    j.step !== "cleanup" && j.step !== "rollback"
+  ) {
+    await deps.journal.clear();
+    log.info("the interrupted update had already ended; cleared its journal", fields);
+    return null;
+  }
+
   log.warn("found an interrupted update in the journal; recovering", fields);
   const now = () => deps.clock.now().toISOString();
   const report: UpdateReport = {
@@ -564,20 +589,27 @@ async function recoverLocked(deps: UpdateDeps, config: Config): Promise<UpdateRe
     steps: j.steps,
   };
   const record: StepRecord = { name: "rollback", startedAt: now() };
-  if (j.verified) {
+  const forwardImageId = j.verified ? await finishForward(deps, j) : null;
+  if (forwardImageId) {
     record.name = "cleanup";
     report.steps.push(record);
-    report.imageId = await finishForward(deps, j);
+    report.imageId = forwardImageId;
     report.outcome = "updated";
-    if (j.image && report.imageId && j.previousImage && j.previousImageId) {
+    if (j.image && j.previousImage && j.previousImageId) {
+      const earlier = await deps.lastUpdate.read();
       await deps.lastUpdate.write({
         id: j.id,
         container: j.container,
         finishedAt: now(),
         image: j.image,
-        imageId: report.imageId,
+        imageId: forwardImageId,
         previousImage: j.previousImage,
         previousImageId: j.previousImageId,
+        recentImageIds: unique([
+          forwardImageId,
+          j.previousImageId,
+          ...(earlier?.recentImageIds ?? []),
+        ]),
       });
     }
   } else if (UNTOUCHED_STEPS.includes(j.step)) {
@@ -585,9 +617,10 @@ async function recoverLocked(deps: UpdateDeps, config: Config): Promise<UpdateRe
     report.error = `interrupted during step '${j.step}'; nothing was changed`;
   } else {
     report.steps.push(record);
-    await rollBackContainers(deps, j, log);
-    report.outcome = "rolled_back";
-    report.error = `interrupted during step '${j.step}'; rolled back to ${j.previousImage}`;
+    const verdict = await rollBackContainers(deps, j, verifyOptions(config));
+    report.outcome = verdict.ok ? "rolled_back" : "failed";
+    report.error = `interrupted during step '${j.step}'; rolled back to ${j.previousImage}` +
+      (verdict.ok ? "" : `, but the old container failed: ${verdict.reason}`);
   }
   record.finishedAt = report.finishedAt = now();
   record.ok = true;
@@ -618,6 +651,10 @@ function parseRunningImage(imageRef: string): ImageRef {
       cause: err,
     });
   }
+}
+
+function unique<T>(values: T[]): T[] {
+  return [...new Set(values.filter((v) => v !== null && v !== undefined && v !== ""))];
 }
 
 /** A connection-level Docker failure (no HTTP answer at all). */

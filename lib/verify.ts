@@ -1,7 +1,8 @@
 /**
  * Whether a freshly started container proves healthy: with a Docker HEALTHCHECK it must
- * become `healthy` within healthTimeoutSeconds; without one it must stay running, with no
- * restart, for stableSeconds.
+ * become `healthy` within healthTimeoutSeconds (and have run for stableSeconds, so one lucky
+ * check is not enough); without one it must stay running, with no restart, for stableSeconds.
+ * Unhealthy, exited or restarting at any look is a failure at once.
  */
 
 import type { ContainerInfo, Containers } from "./docker.ts";
@@ -21,25 +22,28 @@ export function judge(
   info: ContainerInfo | null,
   elapsedMs: number,
   options: VerifyOptions,
+  baselineRestarts = 0,
 ): Verdict | null {
-  if (!info) return { ok: false, reason: "the new container disappeared" };
-  if (info.restartCount > 0 || info.restarting) {
+  if (!info) return { ok: false, reason: "the container disappeared" };
+  if (info.restartCount > baselineRestarts || info.restarting) {
     return {
       ok: false,
       reason:
-        `the new container is restarting (restarts: ${info.restartCount}, exit code ${info.exitCode})`,
+        `the container is restarting (restarts: ${info.restartCount}, exit code ${info.exitCode})`,
     };
   }
   if (!info.running) {
-    return { ok: false, reason: `the new container exited with code ${info.exitCode}` };
+    return { ok: false, reason: `the container exited with code ${info.exitCode}` };
   }
   if (info.health !== null) {
-    if (info.health === "healthy") return { ok: true, detail: "healthy" };
-    if (info.health === "unhealthy") return { ok: false, reason: "the new container is unhealthy" };
-    if (elapsedMs >= options.healthTimeoutSeconds * 1000) {
+    if (info.health === "unhealthy") return { ok: false, reason: "the container is unhealthy" };
+    if (info.health === "healthy" && elapsedMs >= options.stableSeconds * 1000) {
+      return { ok: true, detail: `healthy, and running for ${options.stableSeconds}s` };
+    }
+    if (info.health !== "healthy" && elapsedMs >= options.healthTimeoutSeconds * 1000) {
       return {
         ok: false,
-        reason: `the new container did not become healthy within ${options.healthTimeoutSeconds}s`,
+        reason: `the container did not become healthy within ${options.healthTimeoutSeconds}s`,
       };
     }
     return null;
@@ -59,9 +63,12 @@ export async function verifyContainer(
 ): Promise<Verdict> {
   const pollMs = options.pollMs ?? 250;
   const start = clock.now().getTime();
+  let baseline: number | undefined;
   while (true) {
     const elapsed = clock.now().getTime() - start;
-    const verdict = judge(await docker.inspectContainer(id), elapsed, options);
+    const info = await docker.inspectContainer(id);
+    baseline ??= info?.restarting ? 0 : info?.restartCount ?? 0;
+    const verdict = judge(info, elapsed, options, baseline);
     if (verdict) return verdict;
     await clock.sleep(pollMs);
   }

@@ -21,6 +21,7 @@ import type {
   PullOptions,
   PullProgress,
   RegistryAuth,
+  RestartPolicy,
 } from "../docker.ts";
 
 /** The newest Engine API version this adapter was written against. */
@@ -244,6 +245,14 @@ export class SocketDockerEngine implements DockerEngine {
       query: { v: false, force: options.force ?? false },
       object: id,
     }, [404]);
+    await res.body?.cancel();
+  }
+
+  async setRestartPolicy(id: string, policy: RestartPolicy): Promise<void> {
+    const res = await this.#request("POST", `/containers/${enc(id)}/update`, {
+      body: { RestartPolicy: policy },
+      object: id,
+    });
     await res.body?.cancel();
   }
 

@@ -4,7 +4,7 @@
  */
 
 import { dirname, join } from "node:path";
-import { LockedError } from "../errors.ts";
+import { LockedError, UpdateFailedError } from "../errors.ts";
 import type { JournalEntry, LastUpdate, StatusFile } from "../report.ts";
 import type {
   JournalStore,
@@ -28,6 +28,11 @@ export const MAX_HISTORY_BYTES = 256 * 1024;
 /**
  * Writes a file atomically: a temporary file in the same folder, fsync, rename, fsync of the
  * folder. A reader sees the old content or the new, never a part.
+ *
+ * Safe in a folder the bot's container can write to: the temporary file is created with
+ * O_EXCL (a planted link makes the open fail instead of being followed), it gets its mode at
+ * creation (no chmod by path, which would follow a link swapped in afterwards), and rename
+ * replaces a link at `path` rather than writing through it.
  */
 export async function writeFileAtomic(
   path: string,
@@ -36,7 +41,7 @@ export async function writeFileAtomic(
 ): Promise<void> {
   const mode = options.mode ?? 0o640;
   const tmp = join(dirname(path), `.${crypto.randomUUID()}.tmp`);
-  const file = await Deno.open(tmp, { write: true, createNew: true, mode });
+  const file = createExclusive(tmp, mode);
   try {
     await file.write(new TextEncoder().encode(content));
     await file.sync();
@@ -44,14 +49,56 @@ export async function writeFileAtomic(
     file.close();
   }
   try {
-    // The umask may have narrowed the mode; the bot may need to read the file.
-    await Deno.chmod(tmp, mode);
     await Deno.rename(tmp, path);
   } catch (err) {
     await Deno.remove(tmp).catch(() => {});
     throw err;
   }
   await syncDir(dirname(path));
+}
+
+/**
+ * Creates a new file with exactly `mode`. The process umask (027, set in main.ts) would narrow
+ * it, so it is lifted for this one synchronous call; no other code runs in between.
+ */
+function createExclusive(path: string, mode: number): Deno.FsFile {
+  const previous = Deno.umask(0);
+  try {
+    return Deno.openSync(path, { write: true, createNew: true, mode });
+  } finally {
+    Deno.umask(previous);
+  }
+}
+
+/**
+ * Reads at most `maxBytes` of a regular file without following a link: the entry is checked
+ * with lstat, and the opened file must be that same inode (a link swapped in between is
+ * caught). Returns null when absent or not a regular file.
+ */
+export async function readRegularFile(path: string, maxBytes: number): Promise<string | null> {
+  let entry: Deno.FileInfo;
+  try {
+    entry = await Deno.lstat(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw err;
+  }
+  if (!entry.isFile) return null;
+  const file = await Deno.open(path, { read: true });
+  try {
+    const opened = await file.stat();
+    if (opened.ino !== entry.ino || opened.dev !== entry.dev || !opened.isFile) return null;
+    const buffer = new Uint8Array(Math.min(maxBytes, opened.size));
+    let filled = 0;
+    while (filled < buffer.length) {
+      const n = await file.read(buffer.subarray(filled));
+      if (n === null) break;
+      filled += n;
+    }
+    return new TextDecoder().decode(buffer.subarray(0, filled));
+  } finally {
+    file.close();
+  }
 }
 
 async function syncDir(dir: string) {
@@ -160,8 +207,24 @@ export class FileJournalStore implements JournalStore {
   private get path() {
     return join(this.stateDir, JOURNAL_FILE);
   }
-  read(): Promise<JournalEntry | null> {
-    return readJsonOrNull<JournalEntry>(this.path);
+  async read(): Promise<JournalEntry | null> {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(this.path);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return null;
+      throw err;
+    }
+    try {
+      return JSON.parse(text) as JournalEntry;
+    } catch (err) {
+      // Never guess: the journal may be all that says where the bot's old container is.
+      throw new UpdateFailedError("the update journal is unreadable", {
+        object: this.path,
+        cause: err,
+        hint: "check the containers with 'docker ps -a', then move the file away",
+      });
+    }
   }
   async write(entry: JournalEntry): Promise<void> {
     await ensureDir(this.stateDir);
@@ -182,33 +245,26 @@ export class FileStatusStore implements StatusStore {
       mode: 0o644,
     });
   }
-  read(): Promise<StatusFile | null> {
-    return readJsonOrNull<StatusFile>(join(this.dataDir, STATUS_FILE)).catch(() => null);
+  async read(): Promise<StatusFile | null> {
+    try {
+      const text = await readRegularFile(join(this.dataDir, STATUS_FILE), 1024 * 1024);
+      return text === null ? null : JSON.parse(text) as StatusFile;
+    } catch {
+      return null;
+    }
   }
+  /**
+   * The folder is the bot's: the history is read without following links and rewritten
+   * atomically (never appended in place), and cut to its newest half past MAX_HISTORY_BYTES.
+   */
   async appendHistory(status: StatusFile): Promise<void> {
     const path = join(this.dataDir, HISTORY_FILE);
     const line = JSON.stringify(status) + "\n";
-    let existing = "";
-    try {
-      const info = await Deno.lstat(path);
-      // Never follow a link the container may have planted, and keep the file bounded.
-      if (!info.isFile) await Deno.remove(path);
-      else if (info.size + line.length > MAX_HISTORY_BYTES) {
-        existing = await Deno.readTextFile(path);
-      } else {
-        const file = await Deno.open(path, { append: true, write: true });
-        try {
-          await file.write(new TextEncoder().encode(line));
-        } finally {
-          file.close();
-        }
-        return;
-      }
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    const existing = (await readRegularFile(path, MAX_HISTORY_BYTES)) ?? "";
+    let kept = existing.split("\n").filter((l) => l.startsWith("{") && l.endsWith("}"));
+    if (existing.length + line.length > MAX_HISTORY_BYTES) {
+      kept = kept.slice(Math.floor(kept.length / 2));
     }
-    const lines = existing.split("\n").filter(Boolean);
-    const kept = lines.slice(Math.floor(lines.length / 2));
     await writeFileAtomic(path, kept.map((l) => l + "\n").join("") + line, { mode: 0o644 });
   }
 }

@@ -137,6 +137,19 @@ export function engineContract(label: string, factory: () => Promise<ContractSub
     }
   });
 
+  test("the restart policy of a running container can be changed", async (engine) => {
+    const name = `${PREFIX}policy`;
+    const id = await engine.createContainer(
+      name,
+      body({ HostConfig: { RestartPolicy: { Name: "always" } } }),
+    );
+    await engine.startContainer(id);
+    await engine.setRestartPolicy(id, { Name: "no" });
+    const info = await engine.inspectContainer(id);
+    assert.equal(info?.inspect.HostConfig.RestartPolicy?.Name, "no");
+    assert.ok(info?.running);
+  });
+
   test("inspecting a container that does not exist returns null", async (engine) => {
     assert.equal(await engine.inspectContainer(`${PREFIX}absent`), null);
   });

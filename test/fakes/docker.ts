@@ -31,6 +31,7 @@ import type {
   ImageInfo,
   MountPoint,
   PullOptions,
+  RestartPolicy,
 } from "../../lib/docker.ts";
 import {
   containerInfoFromInspect,
@@ -50,6 +51,7 @@ export type FakeMethod =
   | "stopContainer"
   | "removeContainer"
   | "containerLogs"
+  | "setRestartPolicy"
   | "pullImage"
   | "inspectImage"
   | "listImages"
@@ -298,6 +300,13 @@ export class FakeDockerEngine implements DockerEngine {
         );
       }
       this.containers.delete(c.inspect.Id);
+    });
+  }
+
+  setRestartPolicy(id: string, policy: RestartPolicy): Promise<void> {
+    return this.#call("setRestartPolicy", [id, policy], () => {
+      const c = this.#mustFind(id);
+      c.inspect.HostConfig.RestartPolicy = { ...policy };
     });
   }
 

@@ -113,3 +113,12 @@ Deno.test("an allowedImages entry that is not a repository is an error", () => {
     (e: unknown) => e instanceof ConfigError && /Bad Repo/.test(e.message),
   );
 });
+
+Deno.test("zero seconds of verification is refused", () => {
+  for (const key of ["stableSeconds", "healthTimeoutSeconds"]) {
+    assert.throws(
+      () => loadConfig({ env: {}, configFile: "/c.json", readTextFile: () => `{"${key}": 0}` }),
+      (e: unknown) => e instanceof ConfigError && e.message.includes(key),
+    );
+  }
+});

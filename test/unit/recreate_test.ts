@@ -148,3 +148,23 @@ Deno.test("containers that cannot be recreated faithfully are named with the rea
   lost.Mounts = [];
   assert.match(unrecreatableReasons(lost).join(), /anonymous volume/);
 });
+
+Deno.test("a container in another container's network gets no hostname, domain or exposed ports", () => {
+  const old = inspect();
+  old.HostConfig.NetworkMode = "container:" + "f".repeat(64);
+  old.Config.Hostname = "ffffffffffff";
+  old.Config.Domainname = "example";
+  old.NetworkSettings.Networks = {};
+  const body = buildCreateBody(old, OLD_IMAGE, "x:2");
+  assert.equal(body.Hostname, undefined);
+  assert.equal(body.Domainname, undefined);
+  assert.equal(body.ExposedPorts, null);
+  assert.deepEqual(body.NetworkingConfig.EndpointsConfig, {});
+});
+
+Deno.test("a container in the host's network does not carry the host's name over", () => {
+  const old = inspect();
+  old.HostConfig.NetworkMode = "host";
+  old.Config.Hostname = "server-01";
+  assert.equal(buildCreateBody(old, OLD_IMAGE, "x:2").Hostname, undefined);
+});

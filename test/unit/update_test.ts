@@ -428,3 +428,104 @@ Deno.test("an update first finishes the journal a killed process left", async ()
   assertNoLeftovers(w);
   assert.equal((await botOf(w)).imageRef, V2);
 });
+
+Deno.test("the old container's restart policy is 'no' while it is stopped and comes back on rollback", async () => {
+  const w = await world({ exitAfterStart: new Map([[BROKEN, 1]]) });
+  await runUpdate(w.deps, config(), { image: BROKEN, source: "cli" });
+  const policies = w.docker.callsTo("setRestartPolicy").map((args) =>
+    (args[1] as { Name: string }).Name
+  );
+  assert.deepEqual(policies, ["no", "unless-stopped"]);
+  assert.deepEqual((await botOf(w)).inspect.HostConfig.RestartPolicy, { Name: "unless-stopped" });
+});
+
+Deno.test("the new container keeps the restart policy the old one had", async () => {
+  const w = await world();
+  await runUpdate(w.deps, config(), { image: V2, source: "cli" });
+  assert.deepEqual((await botOf(w)).inspect.HostConfig.RestartPolicy, { Name: "unless-stopped" });
+});
+
+Deno.test("rollback runs even when the journal can no longer be written", async () => {
+  const w = await world({ exitAfterStart: new Map([[BROKEN, 1]]) });
+  const full = new FakeJournal();
+  let writes = 0;
+  full.write = (entry) => {
+    // The disk fills up after the container swap began.
+    if (++writes > 6) return Promise.reject(new Error("No space left on device"));
+    full.entry = structuredClone(entry);
+    return Promise.resolve();
+  };
+  const report = await runUpdate({ ...w.deps, journal: full }, config(), {
+    image: BROKEN,
+    source: "cli",
+  });
+  assert.equal(report.outcome, "rolled_back", report.error ?? "");
+  const bot = await botOf(w);
+  assert.equal(bot.id, w.oldId);
+  assert.ok(bot.running);
+});
+
+Deno.test("recovery waits out a stop the killed process asked for before starting the old container", async () => {
+  const w = await world();
+  await crashAt(w, V2, "rename");
+  const restarted: UpdateDeps = { ...w.deps, lock: new FakeLock() };
+  const before = w.docker.calls.length;
+  await recoverFromJournal(restarted, config());
+  const after = w.docker.calls.slice(before).filter((c) => c.args[0] === w.oldId).map((c) =>
+    c.method
+  );
+  assert.ok(after.includes("startContainer"));
+  assert.ok((await botOf(w)).running);
+});
+
+Deno.test("recovery never removes a container just because it has the bot's name", async () => {
+  const w = await world();
+  await crashAt(w, V2, "start");
+  // Meanwhile someone removed both containers and started a bot by hand.
+  const j = w.journal.entry!;
+  await w.docker.removeContainer(j.oldContainerId!, { force: true });
+  await w.docker.removeContainer(j.newContainerId!, { force: true });
+  const manual = await w.docker.runContainer("bot", { Image: V1 });
+  const restarted: UpdateDeps = { ...w.deps, lock: new FakeLock() };
+  await assert.rejects(recoverFromJournal(restarted, config()), /removed by someone else/);
+  const bot = await botOf(w);
+  assert.equal(bot.id, manual, "the hand-started bot is untouched");
+  assert.ok(bot.running);
+});
+
+Deno.test("a rollback whose old container fails too ends the update and does not block the next", async () => {
+  const w = await world({ exitAfterStart: new Map([[BROKEN, 1]]) });
+  // The old bot is itself broken: once stopped, it exits right after every start.
+  w.docker.options.exitAfterStart!.set(V1, 2);
+  const report = await runUpdate(w.deps, config(), { image: BROKEN, source: "cli" });
+  assert.equal(report.outcome, "failed");
+  assert.match(report.error ?? "", /old container failed too/);
+  assert.equal(w.journal.entry, null, "the journal is clear");
+  assert.equal((await botOf(w)).id, w.oldId, "the old container keeps the bot's name");
+  const fix = await runUpdate(w.deps, config(), { image: V2, source: "cli" });
+  assert.equal(fix.outcome, "updated", fix.error ?? "");
+  assert.ok((await botOf(w)).running);
+});
+
+Deno.test("--rollback after a re-pull of the same tag runs the old image by its name", async () => {
+  const w = await world();
+  const v1Id = (await botOf(w)).imageId;
+  w.docker.publishImage(V1, { ...V1_CONFIG, Env: ["APP_VERSION=1.0.1"] }); // same tag, new build
+  assert.equal((await runUpdate(w.deps, config(), { source: "trigger" })).outcome, "updated");
+  const report = await runUpdate(w.deps, config(), { rollback: true, source: "cli" });
+  assert.equal(report.outcome, "updated", report.error ?? "");
+  const bot = await botOf(w);
+  assert.equal(bot.imageId, v1Id);
+  assert.equal(bot.imageRef, V1, "run by name, never by a bare image ID");
+  assert.equal(report.image, V1);
+});
+
+Deno.test("keepImages counts the images deployed to the container", async () => {
+  const w = await world();
+  const v1Id = (await botOf(w)).imageId;
+  w.docker.publishImage(`${REPO}:3.0`, { ...V2_CONFIG, Env: ["APP_VERSION=3"] });
+  await runUpdate(w.deps, config({ keepImages: 3 }), { image: V2, source: "cli" });
+  await runUpdate(w.deps, config({ keepImages: 3 }), { image: `${REPO}:3.0`, source: "cli" });
+  assert.ok(await w.docker.inspectImage(v1Id), "three kept: 3.0, 2.0 and 1.0");
+  assert.ok(await w.docker.inspectImage(V2));
+});
