@@ -61,6 +61,20 @@ export function recreateWarnings(
         `the old image, so the next 'docker compose up' would go back to it; update the compose file`,
     );
   }
+  const bindings = Object.entries(old.HostConfig.PortBindings ?? {}) as [
+    string,
+    { HostPort?: string }[] | null,
+  ][];
+  const ephemeral = bindings.filter(([, list]) => (list ?? []).some((b) => !b.HostPort)).map((
+    [p],
+  ) => p);
+  if (ephemeral.length) {
+    warnings.push(
+      `port ${
+        ephemeral.join(", ")
+      } is published on a random host port, which will change; give it a fixed host port`,
+    );
+  }
   if (!oldImage) {
     warnings.push(
       "the old image is no longer present: every env, cmd and label of the old container is kept as set for the container",

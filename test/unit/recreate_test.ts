@@ -168,3 +168,14 @@ Deno.test("a container in the host's network does not carry the host's name over
   old.Config.Hostname = "server-01";
   assert.equal(buildCreateBody(old, OLD_IMAGE, "x:2").Hostname, undefined);
 });
+
+Deno.test("a port published on a random host port is warned about", () => {
+  const old = inspect();
+  old.HostConfig.PortBindings = { "8080/tcp": [{ HostIp: "", HostPort: "" }] };
+  assert.match(
+    recreateWarnings(old, OLD_IMAGE).join(),
+    /8080\/tcp is published on a random host port/,
+  );
+  old.HostConfig.PortBindings = { "8080/tcp": [{ HostIp: "", HostPort: "18080" }] };
+  assert.deepEqual(recreateWarnings(old, OLD_IMAGE), []);
+});
