@@ -30,7 +30,6 @@ export function renderUnit(options: UnitOptions): string {
   return `# Installed by 'hyperbot-ops install'. Changes here are overwritten by the next install.
 [Unit]
 Description=HyperBot update monitor (hyperbot-ops watch)
-Documentation=https://github.com/hyperbot/hyperbot-ops/blob/main/docs/operations.md
 After=docker.service network-online.target
 Wants=docker.service
 # Never give up restarting: cron's health check is the second line, not the first.

@@ -163,6 +163,8 @@ async function cleanup() {
   const ours = await docker("ps", "-aq", "--filter", `name=${BOT}`);
   for (const id of ours.stdout.split("\n").filter(Boolean)) await docker("rm", "-f", "-v", id);
   await Deno.remove(RUN_DIR, { recursive: true }).catch(() => {});
+  // The parent goes only when no other run uses it.
+  await Deno.remove(dirname(RUN_DIR)).catch(() => {});
 }
 
 Deno.test({
