@@ -37,7 +37,7 @@ Measures trigger latency, update downtime, the idle watcher and health/status wa
 this machine; prints a markdown table and writes bench/RESULTS.md.
 
   --quick      fewer samples: 100 rescan and 6 'sleep 5' triggers, 2 update rounds,
-               15 s idle window (a full run: 200, 20, 5 rounds, 60 s; about 3-4 minutes)
+               15 s idle window (a full run: 200, 20, 5 rounds, 60 s; about 2 minutes)
   --no-write   print only; leave bench/RESULTS.md alone
 
 Needs: bash scripts/test-env.sh (dockerd, registry 127.0.0.1:5000, test images).`;
@@ -168,8 +168,9 @@ function render(r: Results, info: Record<string, string>, command: string): stri
   lines.push(
     `Targets CPU < 0.1 %: ${mark(r.idle.cpuPercent < 0.1)}, RSS < 64 MiB: ` +
       `${mark(r.idle.rssMaxMiB < 64)}. From /proc/<pid>/stat and /proc/<pid>/status of the ` +
-      "`watch` process (the deno process running main.ts); its only timers are the 2 s rescan " +
-      "and the 30 s heartbeat.",
+      "`watch` process (the deno process running main.ts). At rest it wakes only for the 2 s " +
+      "safety-net rescan (3 `statx` calls, seen with strace) and the 30 s heartbeat; the CPU " +
+      "figure is the cost of those wakeups, not polling of anything else.",
   );
   lines.push("");
   lines.push(`### health and status wall time (a fresh process each run)`);
