@@ -37,13 +37,32 @@ readonly ROOT
 readonly FIXTURES="$ROOT/test/fixtures/images"
 SECONDS=0
 
+STEP="checking the basics"
+FAILED=""
+
 say() { printf 'test-env: %s\n' "$*"; }
-fail() {
-  printf 'test-env: error: %s\n' "$1" >&2
-  [[ -n "${2:-}" ]] && printf 'test-env: hint: %s\n' "$2" >&2
+fail() { # message [hint]
+  FAILED=1
+  printf 'test-env: error: %s: %s\n' "$STEP" "$1" >&2
+  if [[ -n "${2:-}" ]]; then printf 'test-env: hint: %s\n' "$2" >&2; fi
   exit 1
 }
-trap 'fail "unexpected failure at line $LINENO (exit $?): $BASH_COMMAND"' ERR
+# Any other failure (set -e) still ends with one line naming the step and the command.
+on_exit() {
+  local code=$? command=$BASH_COMMAND
+  if ((code != 0)) && [[ -z "$FAILED" ]]; then
+    printf 'test-env: error: %s failed (exit %s) at: %s\n' "$STEP" "$code" "$command" >&2
+  fi
+  remove_policy_rc_d
+}
+POLICY_RC_D_OURS=""
+remove_policy_rc_d() {
+  if [[ -n "$POLICY_RC_D_OURS" ]]; then
+    rm -f /usr/sbin/policy-rc.d
+    POLICY_RC_D_OURS=""
+  fi
+}
+trap on_exit EXIT
 
 [[ "$(id -u)" -eq 0 ]] || fail "must run as root" "sudo bash scripts/test-env.sh"
 [[ -d "$FIXTURES" ]] || fail "no image fixtures at $FIXTURES"
@@ -69,8 +88,23 @@ install_packages() {
   else
     say "packages: installing ${missing[*]}"
     apt-get update -qq || fail "apt-get update failed" "check the apt sources and the network"
+    # Under systemd, installing docker-registry would start the Debian service on :5000 (with
+    # its own config and auth) and take the test registry's port; policy-rc.d stops that.
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+      printf '#!/bin/sh\n# Written by scripts/test-env.sh during apt-get install.\nexit 101\n' \
+        >/usr/sbin/policy-rc.d
+      chmod 755 /usr/sbin/policy-rc.d
+      POLICY_RC_D_OURS=1
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
-      || fail "apt-get install ${missing[*]} failed"
+      >>"$STATE_DIR/apt.log" 2>&1 || fail "apt-get install ${missing[*]} failed" "see $STATE_DIR/apt.log"
+    remove_policy_rc_d
+    if [[ " ${missing[*]} " == *" docker-registry "* ]] && [[ -d /run/systemd/system ]]; then
+      # Keep it from taking :5000 at the next boot too.
+      systemctl disable docker-registry.service >/dev/null 2>&1 || true
+      say "packages: disabled the Debian docker-registry service (the tests run their own)"
+    fi
+    say "packages: installed ${missing[*]}"
   fi
 
   if command -v deno >/dev/null 2>&1; then
@@ -79,7 +113,8 @@ install_packages() {
     command -v npm >/dev/null 2>&1 || fail "deno is missing and so is npm to install it" \
       "install Node.js/npm, or put deno on PATH"
     say "deno: installing $DENO_NPM_PACKAGE with npm"
-    npm install -g "$DENO_NPM_PACKAGE" >/dev/null || fail "npm install -g $DENO_NPM_PACKAGE failed"
+    npm install -g --no-fund --no-audit "$DENO_NPM_PACKAGE" >>"$STATE_DIR/npm.log" 2>&1 \
+      || fail "npm install -g $DENO_NPM_PACKAGE failed" "see $STATE_DIR/npm.log"
     hash -r
     command -v deno >/dev/null 2>&1 \
       || fail "npm installed $DENO_NPM_PACKAGE but deno is not on PATH" \
@@ -89,10 +124,14 @@ install_packages() {
 
 # --- 2. the Docker daemon ------------------------------------------------------------------
 
-wait_for_docker() { # seconds
+wait_for_docker() { # seconds, dockerd pid, log size before the start
   local deadline=$((SECONDS + $1))
   while ((SECONDS < deadline)); do
     docker info >/dev/null 2>&1 && return 0
+    if [[ -n "$2" ]] && ! kill -0 "$2" 2>/dev/null; then
+      fail "dockerd exited: $(tail -c "+$((${3:-0} + 1))" "$DOCKERD_LOG" | grep -v '^time=' | tail -n 2 | tr '\n' ' ')" \
+        "see $DOCKERD_LOG"
+    fi
     sleep 0.5
   done
   return 1
@@ -103,7 +142,7 @@ start_dockerd() {
     say "dockerd: running ($(docker version --format 'Engine {{.Server.Version}}, API {{.Server.APIVersion}}'))"
     return
   fi
-  local pid=""
+  local pid="" log_size=0
   [[ -f /var/run/docker.pid ]] && pid="$(cat /var/run/docker.pid 2>/dev/null || true)"
   if [[ -n "$pid" ]] && grep -qs dockerd "/proc/$pid/comm"; then
     # A daemon that is still starting; a second one would fail on the pid file anyway.
@@ -115,9 +154,11 @@ start_dockerd() {
     fi
     command -v dockerd >/dev/null 2>&1 || fail "dockerd not found" "apt-get install docker.io"
     say "dockerd: starting (log $DOCKERD_LOG)"
+    log_size="$(stat -c %s "$DOCKERD_LOG" 2>/dev/null || echo 0)"
     setsid nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null 9>&- &
+    pid=$!
   fi
-  wait_for_docker 60 || fail "dockerd did not answer within 60 s" "see $DOCKERD_LOG"
+  wait_for_docker 60 "$pid" "$log_size" || fail "dockerd did not answer within 60 s" "see $DOCKERD_LOG"
   say "dockerd: up ($(docker version --format 'Engine {{.Server.Version}}, API {{.Server.APIVersion}}'))"
 }
 
@@ -190,7 +231,8 @@ login() {
   local out
   out="$(printf '%s' "$REGISTRY_PASSWORD" \
     | docker --config "$DOCKER_CONFIG_DIR" login "$REGISTRY" -u "$REGISTRY_USER" --password-stdin 2>&1)" \
-    || fail "docker login $REGISTRY failed: $out" "see $REGISTRY_LOG"
+    || fail "docker login $REGISTRY failed: $out" \
+      "see $REGISTRY_LOG; is another registry (the Debian docker-registry service?) on :5000?"
   say "login: $REGISTRY_USER@$REGISTRY (DOCKER_CONFIG=$DOCKER_CONFIG_DIR)"
 }
 
@@ -262,9 +304,14 @@ build_images() {
   say "images: $built rebuilt, $((${#IMAGE_TAGS[@]} - built)) already up to date"
 }
 
+STEP="installing packages"
 install_packages
+STEP="starting dockerd"
 start_dockerd
+STEP="starting the registry"
 start_registry
+STEP="logging in to the registry"
 login
+STEP="building the test images"
 build_images
 say "ready in ${SECONDS}s: registry $REGISTRY, images $REPOSITORY:{$(IFS=,; echo "${IMAGE_TAGS[*]}")}"

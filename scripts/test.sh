@@ -1,23 +1,35 @@
 #!/usr/bin/env bash
 # The whole test run, as CI does it: prepare the real environment, then `deno task test`.
 # Extra arguments go to `deno test`, e.g. `bash scripts/test.sh --filter rollback`.
+# Env: HYPERBOT_TEST_TIMEOUT  seconds before a run without a terminal is stopped (default 900)
 # The last line is always a one-line summary with the exit code.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+timeout_s="${HYPERBOT_TEST_TIMEOUT:-900}"
 start=$SECONDS
 if ! bash scripts/test-env.sh; then
   echo "test.sh: FAILED: scripts/test-env.sh could not prepare the test environment (tests not run)"
   exit 1
 fi
-env_seconds=$((SECONDS - start))
+env_s=$((SECONDS - start))
 
-# No colour codes in CI logs when there is no terminal.
-[[ -t 1 ]] || export NO_COLOR=1
-deno task test "$@"
-code=$?
+if [[ -t 0 && -t 1 ]]; then
+  # At a terminal, Ctrl-C must reach deno, so no timeout (it would run deno in its own group).
+  deno task test "$@"
+  code=$?
+else
+  # In CI a hung test must not hang the job: timeout ends deno and every process it started.
+  export NO_COLOR=1
+  timeout --kill-after=30 "$timeout_s" deno task test "$@"
+  code=$?
+  if ((code == 124 || code == 137)); then
+    echo "test.sh: deno task test did not finish within ${timeout_s}s and was stopped" \
+      "(set HYPERBOT_TEST_TIMEOUT to change the limit)"
+  fi
+fi
 
 result=passed
 ((code == 0)) || result=FAILED
-echo "test.sh: tests $result (exit $code); environment ${env_seconds}s, tests $((SECONDS - start - env_seconds))s"
+echo "test.sh: tests $result (exit $code); environment ${env_s}s, tests $((SECONDS - start - env_s))s"
 exit "$code"
