@@ -16,7 +16,7 @@ import {
   type Manifest,
 } from "./plan.ts";
 
-/** The files install touches. Real: install/host.ts; tests: an in-memory map. */
+/** The files install touches. Real: lib/adapters/install_files.ts; tests: an in-memory map. */
 export interface InstallFiles {
   /** Content and mode of a regular file, or null when absent. */
   read(path: string): Promise<CurrentFile | null>;

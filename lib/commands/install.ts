@@ -20,7 +20,7 @@ import { loggerFor, setupLogging } from "../log.ts";
 import { systemClock } from "../state.ts";
 import { applyActions, type InstallDeps, readCurrentInstall } from "../../install/apply.ts";
 import { isCronSchedule } from "../../install/cron.ts";
-import { HostInstallFiles } from "../../install/host.ts";
+import { HostInstallFiles } from "../adapters/install_files.ts";
 import {
   DEFAULT_CRON_FILE,
   DEFAULT_LAUNCHER,

@@ -3,9 +3,9 @@
  */
 
 import { dirname } from "node:path";
-import { writeFileAtomic } from "../lib/adapters/files.ts";
-import type { InstallFiles } from "./apply.ts";
-import type { CurrentFile } from "./plan.ts";
+import { writeFileAtomic } from "./files.ts";
+import type { InstallFiles } from "../../install/apply.ts";
+import type { CurrentFile } from "../../install/plan.ts";
 
 export class HostInstallFiles implements InstallFiles {
   async read(path: string): Promise<CurrentFile | null> {
