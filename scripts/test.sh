@@ -19,13 +19,23 @@ if [[ -t 0 && -t 1 ]]; then
   deno task test "$@"
   code=$?
 else
-  # In CI a hung test must not hang the job: timeout ends deno and every process it started.
+  # In CI a hung test must not hang the job. timeout runs deno in a process group of its own
+  # (its pid); whatever is left in that group afterwards (a CLI under test that outlived its
+  # test) is killed too, so the job ends and leaves no process behind.
   export NO_COLOR=1
-  timeout --kill-after=30 "$timeout_s" deno task test "$@"
+  timeout --kill-after=30 "$timeout_s" deno task test "$@" &
+  group=$!
+  trap 'kill -TERM -- "-$group" 2>/dev/null' INT TERM
+  wait "$group"
   code=$?
+  trap - INT TERM
   if ((code == 124 || code == 137)); then
     echo "test.sh: deno task test did not finish within ${timeout_s}s and was stopped" \
       "(set HYPERBOT_TEST_TIMEOUT to change the limit)"
+  fi
+  if kill -0 -- "-$group" 2>/dev/null; then
+    echo "test.sh: killing the processes the tests left running (process group $group)"
+    kill -KILL -- "-$group" 2>/dev/null
   fi
 fi
 
