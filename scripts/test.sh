@@ -23,7 +23,8 @@ else
   # (its pid); whatever is left in that group afterwards (a CLI under test that outlived its
   # test) is killed too, so the job ends and leaves no process behind.
   export NO_COLOR=1
-  timeout --kill-after=30 "$timeout_s" deno task test "$@" &
+  output="$(mktemp)"
+  timeout --kill-after=30 "$timeout_s" deno task test "$@" > >(tee "$output") 2>&1 &
   group=$!
   trap 'kill -TERM -- "-$group" 2>/dev/null' INT TERM
   wait "$group"
@@ -37,6 +38,13 @@ else
     echo "test.sh: killing the processes the tests left running (process group $group)"
     kill -KILL -- "-$group" 2>/dev/null
   fi
+  sleep 0.2 # let tee write the last lines
+  # A filter that matches nothing must not look like a green build.
+  if ((code == 0)) && grep -qE '^ok \| 0 passed' "$output"; then
+    echo "test.sh: no test ran (check the --filter / paths)"
+    code=1
+  fi
+  rm -f "$output"
 fi
 
 result=passed
