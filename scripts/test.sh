@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test run, as CI does it: prepare the real environment, then `deno task test`.
-# Extra arguments go to `deno test`, e.g. `bash scripts/test.sh --filter rollback`.
+# Extra arguments go to `deno test`, e.g. `bash scripts/test.sh --filter rollback` or
+# `--ignore=test/e2e/`. (A path does not narrow the run: the task already names test/.)
 # Env: HYPERBOT_TEST_TIMEOUT  seconds before a run without a terminal is stopped (default 900)
 # The last line is always a one-line summary with the exit code.
 set -uo pipefail
