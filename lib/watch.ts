@@ -213,8 +213,7 @@ class WatchLoop {
       }
     } finally {
       clearInterval(this.heartbeatTimer);
-      this.folder?.close();
-      await this.folder?.ended;
+      await this.folder?.close();
       await this.setState("stopped");
       await this.heartbeatWriting;
       this.log.info("watch stopped", { ...this.summary });
@@ -313,6 +312,7 @@ class WatchLoop {
         } else {
           this.flushSuppressed();
           await this.checkFolder();
+          await this.folder?.unstall();
           const retryDue = this.waiting.length > 0 && this.now() >= this.retryAt;
           if (!retryDue && !(await this.deps.inbox.hasTrigger().catch(() => false))) continue;
         }
@@ -339,7 +339,7 @@ class WatchLoop {
     const id = await this.deps.inbox.dataDirIdentity();
     if (id === null) {
       if (this.folder) {
-        this.folder.close();
+        await this.folder.close();
         this.folder = null;
       }
       this.folderId = null;
@@ -352,7 +352,7 @@ class WatchLoop {
       return;
     }
     if (this.folder && !this.folderEnded && id === this.folderId) return;
-    this.folder?.close();
+    await this.folder?.close();
     this.folder = null;
     try {
       const folder = this.deps.watcher.watch(this.config.dataDir, (paths) => this.onEvent(paths));

@@ -119,10 +119,32 @@ export async function readRegularFile(path: string): Promise<ClaimedContent> {
   }
 }
 
+/**
+ * Lets go of anyone blocked opening a FIFO for reading. The inotify thread behind
+ * `Deno.watchFs` opens new entries and blocks forever on a FIFO without a writer, which stops
+ * events and hangs `close()`. Opening it for writing without blocking (and writing nothing)
+ * lets such an open return with an immediate EOF. Never opens it for reading.
+ */
+async function releaseFifoReaders(path: string): Promise<void> {
+  for (const delay of [0, 10, 40]) {
+    if (delay) await new Promise((r) => setTimeout(r, delay));
+    try {
+      const handle = await fsp.open(
+        path,
+        constants.O_WRONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW,
+      );
+      await handle.close();
+    } catch {
+      // ENXIO: no reader (yet); anything else: nothing to release.
+    }
+  }
+}
+
 /** Removes whatever the entry is, never following a link (a directory is removed with its contents). */
 async function removeEntry(path: string): Promise<void> {
   try {
     const info = await Deno.lstat(path);
+    if (info.isFifo) await releaseFifoReaders(path);
     await Deno.remove(path, { recursive: info.isDirectory });
   } catch (err) {
     if (!isNotFound(err)) throw err;

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
+import { FileTriggerInbox } from "../../lib/adapters/trigger_inbox.ts";
 import type { Claim, TriggerInbox } from "../../lib/adapters/trigger_inbox.ts";
-import type { FolderWatch, FolderWatcher } from "../../lib/adapters/fs_watcher.ts";
+import {
+  DenoFolderWatcher,
+  type FolderWatch,
+  type FolderWatcher,
+} from "../../lib/adapters/fs_watcher.ts";
 import { loadConfig } from "../../lib/config.ts";
 import { DockerError, LockedError, RejectedError } from "../../lib/errors.ts";
 import type { Heartbeat, HeartbeatStore } from "../../lib/heartbeat.ts";
@@ -94,9 +99,11 @@ class FakeFolderWatcher implements FolderWatcher {
     this.active = entry;
     return {
       ended,
+      unstall: () => Promise.resolve(),
       close: () => {
         if (this.active === entry) this.active = null;
         end();
+        return Promise.resolve();
       },
     };
   }
@@ -604,3 +611,29 @@ function statusAt(startedAt: Date) {
     steps: [],
   };
 }
+
+Deno.test("a FIFO trigger neither stalls the real folder watch once claimed nor hangs its close", async () => {
+  const base = await Deno.makeTempDir({ prefix: "hbt-watch-fifo-" });
+  const dir = `${base}/data`;
+  await Deno.mkdir(dir);
+  try {
+    const seen: string[] = [];
+    const watch = new DenoFolderWatcher().watch(dir, (paths) => seen.push(...paths));
+    await sleep(50);
+    const mk = await new Deno.Command("mkfifo", { args: [`${dir}/.update_trigger`] }).output();
+    assert.ok(mk.success, "mkfifo must exist for this test");
+    await sleep(50);
+    const claim = await new FileTriggerInbox(dir, `${base}/state`).claim();
+    assert.equal(claim?.content.kind, "fifo");
+    await Deno.writeTextFile(`${dir}/after`, "x");
+    await until("the event after the FIFO", () => seen.some((p) => p.endsWith("/after")));
+
+    // A FIFO under another name stays; close must still return.
+    await new Deno.Command("mkfifo", { args: [`${dir}/another`] }).output();
+    await sleep(50);
+    await watch.unstall();
+    await watch.close();
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});
