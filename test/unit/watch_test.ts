@@ -5,6 +5,7 @@ import {
   DenoFolderWatcher,
   type FolderWatch,
   type FolderWatcher,
+  releaseFifoReaders,
 } from "../../lib/adapters/fs_watcher.ts";
 import { loadConfig } from "../../lib/config.ts";
 import { DockerError, LockedError, RejectedError } from "../../lib/errors.ts";
@@ -628,11 +629,15 @@ Deno.test("a FIFO trigger neither stalls the real folder watch once claimed nor 
     await Deno.writeTextFile(`${dir}/after`, "x");
     await until("the event after the FIFO", () => seen.some((p) => p.endsWith("/after")));
 
-    // A FIFO under another name stays; close must still return.
+    // A FIFO under another name: unstall lets the stalled open return; once it is gone,
+    // close ends the watch. (With it still there, close leaves the thread to process exit.)
     await new Deno.Command("mkfifo", { args: [`${dir}/another`] }).output();
     await sleep(50);
+    await Deno.rename(`${dir}/another`, `${base}/another`);
+    assert.equal(await releaseFifoReaders(base), 1);
     await watch.unstall();
     await watch.close();
+    await watch.ended;
   } finally {
     await Deno.remove(base, { recursive: true });
   }
