@@ -139,8 +139,15 @@ interface Watch {
   exited: Promise<Deno.CommandStatus>;
 }
 
-function startWatch(bot: Bot, env: Record<string, string> = {}): Watch {
-  const child = spawnCli(bot.args, { env: { DOCKER_CONFIG, ...env } });
+/** Starts `watch` for the bot; if it cannot even be spawned, removes the bot and throws. */
+async function startWatch(bot: Bot, env: Record<string, string> = {}): Promise<Watch> {
+  let child: Deno.ChildProcess;
+  try {
+    child = spawnCli(bot.args, { env: { DOCKER_CONFIG, ...env } });
+  } catch (err) {
+    await bot.cleanup();
+    throw err;
+  }
   let text = "";
   const drain = async (stream: ReadableStream<Uint8Array>) => {
     const decoder = new TextDecoder();
@@ -231,7 +238,7 @@ Deno.test(
   opts,
   async () => {
     const bot = await startBot("plain");
-    const watch = startWatch(bot);
+    const watch = await startWatch(bot);
     try {
       await ready(bot, watch);
       const before = await inspect(bot.name);
@@ -275,7 +282,7 @@ Deno.test(
 
 Deno.test("a JSON trigger echoes its id and force recreates on the same image", opts, async () => {
   const bot = await startBot("json");
-  const watch = startWatch(bot);
+  const watch = await startWatch(bot);
   try {
     await ready(bot, watch);
     const before = await inspect(bot.name);
@@ -304,7 +311,7 @@ Deno.test(
   async () => {
     const bot = await startBot("atstart");
     await writeTrigger(bot, `${REPO}:v2\n`);
-    const watch = startWatch(bot);
+    const watch = await startWatch(bot);
     try {
       const s = await finalStatus(bot, null, watch);
       assert.equal(s.state, "succeeded", JSON.stringify(s));
@@ -318,7 +325,7 @@ Deno.test(
 
 Deno.test("a burst of writes leads to one update of the last request", opts, async () => {
   const bot = await startBot("burst");
-  const watch = startWatch(bot);
+  const watch = await startWatch(bot);
   try {
     await ready(bot, watch);
     const tags = ["crash", "unhealthy", "v1", "healthy-v2", "crash", "v2"];
@@ -344,7 +351,7 @@ Deno.test(
     const bot = await startBot("hostile");
     const hostFile = join(bot.base, "host-secret");
     await Deno.writeTextFile(hostFile, "root:x:0:0:do not touch\n");
-    const watch = startWatch(bot);
+    const watch = await startWatch(bot);
     try {
       await ready(bot, watch);
       const before = await inspect(bot.name);
@@ -426,7 +433,7 @@ Deno.test(
 
 Deno.test("a flood of triggers neither crashes the watcher nor fills the log", opts, async () => {
   const bot = await startBot("flood");
-  const watch = startWatch(bot);
+  const watch = await startWatch(bot);
   try {
     await ready(bot, watch);
     let n = 0;
@@ -457,7 +464,7 @@ Deno.test("a flood of triggers neither crashes the watcher nor fills the log", o
 
 Deno.test("SIGTERM during an update lets it finish before exit", opts, async () => {
   const bot = await startBot("sigterm");
-  const watch = startWatch(bot);
+  const watch = await startWatch(bot);
   try {
     await ready(bot, watch);
     await writeTrigger(bot, `${REPO}:v2\n`);
@@ -485,7 +492,7 @@ for (const step of STEPS) {
     opts,
     async () => {
       const bot = await startBot(`kill-${step}`);
-      const crashing = startWatch(bot, { HYPERBOT_OPS_TEST_CRASH_AT: step });
+      const crashing = await startWatch(bot, { HYPERBOT_OPS_TEST_CRASH_AT: step });
       let watch: Watch | null = null;
       try {
         await ready(bot, crashing);
@@ -502,7 +509,7 @@ for (const step of STEPS) {
           "the kill left a journal",
         );
 
-        watch = startWatch(bot);
+        watch = await startWatch(bot);
         await ready(bot, watch);
         await eventually(
           "the journal clear",
@@ -561,7 +568,7 @@ Deno.test({
   ...opts,
   fn: async () => {
     const bot = await startBot("dockerd", `${REPO}:v1`, ["--restart", "unless-stopped"]);
-    const watch = startWatch(bot);
+    const watch = await startWatch(bot);
     let dockerDown = false;
     try {
       await ready(bot, watch);
