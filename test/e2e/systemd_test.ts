@@ -19,6 +19,11 @@ import { cliCommand } from "../support/cli.ts";
 import { docker, dockerOk, IMAGE_V1, requireTestEnv, TEST_DOCKER_CONFIG } from "../support/env.ts";
 
 const REPO = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
+/**
+ * Where the source is mounted in the systemd container. A fixed path: the clone may live under
+ * /tmp, which the hardened unit's PrivateTmp hides from the service.
+ */
+const SRC_INSIDE = "/opt/hyperbot-ops-src";
 const SYSTEMD_IMAGE = Deno.env.get("HYPERBOT_SYSTEMD_IMAGE") ?? "hyperbot-systemd:bookworm";
 const UNIT = "hyperbot-update-monitor.service";
 const RUN_ID = crypto.randomUUID().slice(0, 8);
@@ -51,7 +56,9 @@ async function insideOk(cmd: string[]): Promise<string> {
 
 /** The CLI as an operator runs it in the systemd container (same paths as on the host). */
 function cli(args: string[]): Promise<Result> {
-  const command = cliCommand();
+  const command = cliCommand().map((part) =>
+    part.startsWith(REPO + "/") ? SRC_INSIDE + part.slice(REPO.length) : part
+  );
   // The repository is mounted read-only: deno must not try to write deno.lock.
   if (command[1] === "run") command.splice(2, 0, "--no-lock");
   return inside([...command, ...args], { DENO_DIR: denoDir(), NO_COLOR: "1" });
@@ -113,7 +120,7 @@ async function startSystemd() {
     "/var/run/docker.sock:/var/run/docker.sock",
     `${deno}:${deno}:ro`,
     `${deno}:/usr/bin/deno:ro`,
-    `${REPO}:${REPO}:ro`,
+    `${REPO}:${SRC_INSIDE}:ro`,
     `${denoDir()}:${denoDir()}:ro`,
     `${RUN_DIR}:${RUN_DIR}`,
   ];
