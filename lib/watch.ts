@@ -64,7 +64,7 @@ export interface WatchOptions {
 export const DEFAULT_WATCH_OPTIONS: WatchOptions = {
   debounceMs: 50,
   maxDelayMs: 80,
-  rescanMs: 2_000,
+  rescanMs: 5_000,
   missingDirRescanMs: 250,
   heartbeatMs: HEARTBEAT_INTERVAL_MS,
   backoffMs: 1_000,
