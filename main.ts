@@ -8,6 +8,7 @@
 import denoJson from "./deno.json" with { type: "json" };
 import type { CliContext, Command } from "./lib/commands/common.ts";
 import { describeError } from "./lib/errors.ts";
+import { RUN_FLAGS } from "./lib/runtime_flags.ts";
 import { closeLogging } from "./lib/log.ts";
 import { updateCommand } from "./lib/commands/update.ts";
 import { watchCommand } from "./lib/commands/watch.ts";
@@ -47,17 +48,7 @@ function selfCommand(): string[] {
   const exe = Deno.execPath();
   if (!/(^|\/)deno$/.test(exe)) return [exe];
   const main = new URL(import.meta.url).pathname;
-  return [
-    exe,
-    "run",
-    "--allow-read",
-    "--allow-write",
-    "--allow-env",
-    "--allow-net",
-    "--allow-run",
-    "--allow-sys",
-    main,
-  ];
+  return [exe, "run", ...RUN_FLAGS, main];
 }
 
 export async function main(args: string[]): Promise<number> {

@@ -36,8 +36,8 @@ const HELP = `deno task bench [--quick] [--no-write]
 Measures trigger latency, update downtime, the idle watcher and health/status wall time on
 this machine; prints a markdown table and writes bench/RESULTS.md.
 
-  --quick      fewer samples: 100 rescan and 6 'sleep 5' triggers, 2 update rounds,
-               15 s idle window (a full run: 200, 20, 5 rounds, 60 s; about 2 minutes)
+  --quick      fewer samples: 20 rescan and 6 'sleep 5' triggers, 2 update rounds,
+               15 s idle window (a full run: 60, 20, 5 rounds, 60 s; about 3 minutes)
   --no-write   print only; leave bench/RESULTS.md alone
 
 Needs: bash scripts/test-env.sh (dockerd, registry 127.0.0.1:5000, test images).`;
@@ -55,8 +55,9 @@ interface Sizes {
 
 const FULL: Sizes = {
   inotify: 200,
-  rescan: 200,
-  rescanLoops: 10,
+  // The rescan runs every 30 s: samples come from many loops side by side, two each.
+  rescan: 60,
+  rescanLoops: 30,
   shell: 20,
   shellLoops: 10,
   rounds: 5,
@@ -65,7 +66,7 @@ const FULL: Sizes = {
 };
 const QUICK: Sizes = {
   inotify: 200,
-  rescan: 100,
+  rescan: 20,
   rescanLoops: 20,
   shell: 6,
   shellLoops: 6,
@@ -245,6 +246,8 @@ async function main(): Promise<number> {
       `3/4 idle watcher for ${sizes.idleSeconds} s, meanwhile ${sizes.rescan} rescan-only and ` +
         `${sizes.shell} 'sleep 5' triggers`,
     );
+    // A run that was stopped half-way may have left it.
+    await docker("rm", "-f", "-v", STATUS_BOT);
     await dockerOk("run", "-d", "--name", STATUS_BOT, "--label", "hbt-bench-role=status", BENCH_V1);
     const watcher = await startIdleWatcher(STATUS_BOT);
     let idle: IdleResult;

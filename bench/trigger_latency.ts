@@ -111,7 +111,11 @@ const silentWatcher: FolderWatcher = {
   watch() {
     let end = () => {};
     const ended = new Promise<void>((resolve) => (end = resolve));
-    return { ended, close: () => end() };
+    return {
+      ended,
+      unstall: () => Promise.resolve(),
+      close: () => Promise.resolve(end()),
+    };
   },
 };
 

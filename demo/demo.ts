@@ -15,6 +15,7 @@
  *   7. clean-up: containers, images, registry, folder (also on Ctrl-C)
  */
 
+import { RUN_FLAGS } from "../lib/runtime_flags.ts";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -75,18 +76,7 @@ async function docker(...args: string[]): Promise<string> {
 function cliCommand(): string[] {
   const bin = Deno.env.get("HYPERBOT_OPS_BIN");
   if (bin) return [bin];
-  return [
-    Deno.execPath(),
-    "run",
-    "--quiet",
-    "--allow-read",
-    "--allow-write",
-    "--allow-env",
-    "--allow-net",
-    "--allow-run",
-    "--allow-sys",
-    MAIN_TS,
-  ];
+  return [Deno.execPath(), "run", "--quiet", ...RUN_FLAGS, MAIN_TS];
 }
 
 async function hyperbotOps(args: string[]): Promise<Output> {

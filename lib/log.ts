@@ -71,7 +71,10 @@ export async function setupLogging(options: LoggingOptions): Promise<void> {
         sinks[category] = getRotatingFileSink(path, {
           maxSize: MAX_LOG_BYTES,
           maxFiles: MAX_LOG_FILES,
-          bufferSize: 0, // write each line at once: `tail -f` and `status` see it (default buffers 8 KiB)
+          // Each line is written at once (`tail -f` and `status` see it; the default buffers
+          // 8 KiB), so no flush timer is needed either: it would wake an idle watcher every 5 s.
+          bufferSize: 0,
+          flushInterval: 0,
           formatter: (record) => formatRecord(record, true) + "\n",
         });
         tightenMode(path);

@@ -64,7 +64,9 @@ export interface WatchOptions {
 export const DEFAULT_WATCH_OPTIONS: WatchOptions = {
   debounceMs: 50,
   maxDelayMs: 80,
-  rescanMs: 5_000,
+  // Detection is inotify's (~55 ms); the rescan only catches missed events, and shares its
+  // wake-up with the heartbeat.
+  rescanMs: HEARTBEAT_INTERVAL_MS,
   missingDirRescanMs: 250,
   heartbeatMs: HEARTBEAT_INTERVAL_MS,
   backoffMs: 1_000,
@@ -123,7 +125,15 @@ class Wakeup {
     this.resolve?.(true);
   }
 
-  /** Resolves true when notified (or already notified), false after `ms` or on abort. */
+  /** Ends a wait in progress as if its time had run out (the periodic rescan). */
+  tick() {
+    this.resolve?.(false);
+  }
+
+  /**
+   * Resolves true when notified (or already notified), false after `ms` (Infinity: only a
+   * tick ends it), on a tick, or on abort.
+   */
   async wait(ms: number, signal: AbortSignal): Promise<boolean> {
     if (this.pending) {
       this.pending = false;
@@ -134,7 +144,7 @@ class Wakeup {
     let onAbort: (() => void) | undefined;
     const notified = await new Promise<boolean>((resolve) => {
       this.resolve = resolve;
-      timer = setTimeout(() => resolve(false), Math.max(0, ms));
+      if (Number.isFinite(ms)) timer = setTimeout(() => resolve(false), Math.max(0, ms));
       onAbort = () => resolve(false);
       signal.addEventListener("abort", onAbort, { once: true });
     });
@@ -204,7 +214,7 @@ class WatchLoop {
       container: this.config.container,
     });
     await this.setState("starting");
-    this.heartbeatTimer = setInterval(() => this.beat(), this.o.heartbeatMs);
+    this.heartbeatTimer = this.startTicker();
     try {
       const recovered = await this.recover();
       if (recovered !== undefined) {
@@ -219,6 +229,22 @@ class WatchLoop {
       this.log.info("watch stopped", { ...this.summary });
     }
     return this.summary;
+  }
+
+  /**
+   * One timer for the heartbeat and the safety-net rescan, so an idle watcher wakes once per
+   * period for both (each wake-up of the runtime costs CPU: see bench/RESULTS.md).
+   */
+  private startTicker(): ReturnType<typeof setInterval> {
+    const period = Math.min(this.o.rescanMs, this.o.heartbeatMs);
+    const beatEvery = Math.max(1, Math.round(this.o.heartbeatMs / period));
+    const rescanEvery = Math.max(1, Math.round(this.o.rescanMs / period));
+    let ticks = 0;
+    return setInterval(() => {
+      ticks++;
+      if (ticks % beatEvery === 0) this.beat();
+      if (ticks % rescanEvery === 0) this.wake.tick();
+    }, period);
   }
 
   // ---- start -------------------------------------------------------------------------
@@ -300,7 +326,8 @@ class WatchLoop {
     while (!this.signal.aborted) {
       if (!due) {
         await this.checkFolder();
-        const interval = this.folderId === null ? this.o.missingDirRescanMs : this.o.rescanMs;
+        // While the folder is there, the ticker's rescan ends the wait (no timer of our own).
+        const interval = this.folderId === null ? this.o.missingDirRescanMs : Infinity;
         const timeout = this.waiting.length > 0
           ? Math.min(interval, Math.max(0, this.retryAt - this.now()))
           : interval;

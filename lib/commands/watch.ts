@@ -16,7 +16,7 @@ Watches <dataDir>/${TRIGGER_FILE} and runs the same safe update as 'hyperbot-ops
 for each request the bot writes there (see docs/trigger-protocol.md). Runs under systemd.
 
   - On start, first finishes or undoes an update a killed process left in the journal.
-  - Detects a trigger within 100 ms (inotify), rescans every 5 s as a safety net, and acts on
+  - Detects a trigger within 100 ms (inotify), rescans every 30 s (with the heartbeat) as a safety net, and acts on
     a trigger written while it was down as soon as it starts.
   - Claims the trigger by moving it into <stateDir>/claimed/, so a crash neither loses it nor
     runs it twice; shares the update lock with 'update' (one update at a time).

@@ -5,18 +5,12 @@
  */
 
 import { fileURLToPath } from "node:url";
+import { RUN_FLAGS } from "../../lib/runtime_flags.ts";
 
 export const MAIN_TS = fileURLToPath(new URL("../../main.ts", import.meta.url));
 
-/** The same permissions `deno task compile` grants. */
-export const RUN_PERMISSIONS = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-net",
-  "--allow-run",
-  "--allow-sys",
-];
+/** The same permissions and V8 flags `deno task compile` bakes in. */
+export const RUN_PERMISSIONS = RUN_FLAGS;
 
 /** The argv prefix that runs the CLI. */
 export function cliCommand(): string[] {
