@@ -1,7 +1,7 @@
 /**
  * The watcher at rest: CPU time and resident memory of a real `hyperbot-ops watch` process
  * over an idle window, from /proc/<pid>/stat (utime + stime) and /proc/<pid>/status (VmRSS),
- * and its context switches (all threads): a busy-polling loop would show up there.
+ * and the context switches of its main thread: a busy-polling loop would show up there.
  */
 
 import { ALLOWED_REPOSITORY } from "./trigger_latency.ts";

@@ -17,6 +17,7 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { requireTestEnv } from "../test/support/env.ts";
 import { cliCommand } from "../test/support/cli.ts";
+import { DEFAULT_WATCH_OPTIONS } from "../lib/watch.ts";
 import { type CommandTiming, measureCommand } from "./commands.ts";
 import { BENCH_V1, BOT, type DowntimeResult, measureDowntime } from "./downtime.ts";
 import { type IdleResult, measureIdle, startIdleWatcher } from "./idle.ts";
@@ -157,7 +158,7 @@ function render(r: Results, info: Record<string, string>, command: string): stri
   lines.push("");
   lines.push(`### The watcher at rest`);
   lines.push("");
-  lines.push("| window | CPU | CPU time | RSS max | RSS end | context switches/s |");
+  lines.push("| window | CPU | CPU time | RSS max | RSS end | main-thread wake-ups/s |");
   lines.push("| ---: | ---: | ---: | ---: | ---: | ---: |");
   lines.push(
     `| ${r.idle.seconds.toFixed(0)} s${r.quick ? " (--quick)" : ""} | ` +
@@ -169,9 +170,10 @@ function render(r: Results, info: Record<string, string>, command: string): stri
   lines.push(
     `Targets CPU < 0.1 %: ${mark(r.idle.cpuPercent < 0.1)}, RSS < 64 MiB: ` +
       `${mark(r.idle.rssMaxMiB < 64)}. From /proc/<pid>/stat and /proc/<pid>/status of the ` +
-      "`watch` process (the deno process running main.ts). At rest it wakes only for the 2 s " +
-      "safety-net rescan (3 `statx` calls, seen with strace) and the 30 s heartbeat; the CPU " +
-      "figure is the cost of those wakeups, not polling of anything else.",
+      "`watch` process (the deno process running main.ts, with the V8 flags of " +
+      "lib/runtime_flags.ts). At rest it wakes once every " +
+      `${DEFAULT_WATCH_OPTIONS.rescanMs / 1000} s for the heartbeat and the safety-net rescan ` +
+      "together; the CPU figure is the cost of those wake-ups, not polling of anything else.",
   );
   lines.push("");
   lines.push(`### health and status wall time (a fresh process each run)`);

@@ -187,16 +187,12 @@ export async function rssKiB(pid: number): Promise<number> {
 
 /** Voluntary + involuntary context switches of all threads (wakeups: busy polling shows here). */
 export async function contextSwitches(pid: number): Promise<number> {
+  // The main (JavaScript) thread only: worker threads come and go, and a count summed over
+  // them can go down when one ends.
+  const status = await Deno.readTextFile(`/proc/${pid}/task/${pid}/status`);
   let total = 0;
-  for await (const task of Deno.readDir(`/proc/${pid}/task`)) {
-    try {
-      const status = await Deno.readTextFile(`/proc/${pid}/task/${task.name}/status`);
-      for (const m of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)/gm)) {
-        total += Number(m[1]);
-      }
-    } catch {
-      // The thread ended between readDir and read.
-    }
+  for (const m of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)/gm)) {
+    total += Number(m[1]);
   }
   return total;
 }
