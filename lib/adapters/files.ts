@@ -101,7 +101,8 @@ export async function readRegularFile(path: string, maxBytes: number): Promise<s
   }
 }
 
-async function syncDir(dir: string) {
+/** fsyncs a folder so a rename in it survives a power cut. */
+export async function syncDir(dir: string): Promise<void> {
   try {
     const handle = await Deno.open(dir, { read: true });
     try {

@@ -16,7 +16,7 @@
 
 import { constants, promises as fsp } from "node:fs";
 import { join } from "node:path";
-import { ensureDir, TRIGGER_FILE } from "./files.ts";
+import { ensureDir, syncDir, TRIGGER_FILE } from "./files.ts";
 import { type ClaimedContent, type EntryKind, MAX_TRIGGER_BYTES } from "../trigger.ts";
 
 export const CLAIM_DIR = "claimed";
@@ -162,19 +162,6 @@ async function writeBytesDurably(path: string, bytes: Uint8Array): Promise<void>
     file.close();
   }
   await Deno.rename(tmp, path);
-}
-
-async function syncDir(dir: string): Promise<void> {
-  try {
-    const handle = await Deno.open(dir, { read: true });
-    try {
-      await handle.sync();
-    } finally {
-      handle.close();
-    }
-  } catch {
-    // Some filesystems cannot fsync a folder; the rename is still atomic.
-  }
 }
 
 export class FileTriggerInbox implements TriggerInbox {
