@@ -176,7 +176,8 @@ export function parseConfigFile(text: string, file: string): ConfigInput {
     throw new ConfigError("config file is not valid JSON", {
       object: file,
       cause: err,
-      hint: "fix the file or remove it to use the defaults",
+      hint:
+        "fix the file (a missing default file means defaults; a file named with --config must exist)",
     });
   }
   if (typeof data !== "object" || data === null || Array.isArray(data)) {
@@ -236,14 +237,15 @@ function coerce(key: ConfigKey, raw: unknown, source: string): unknown {
     case "seconds":
     case "count": {
       const n = typeof raw === "string" && /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw;
-      if (typeof n !== "number" || !Number.isFinite(n) || n < 0) {
-        throw bad("expected a number >= 0");
+      // 0 would switch verification off (stableSeconds) or fail every update (healthTimeoutSeconds).
+      if (typeof n !== "number" || !Number.isFinite(n) || n < 1) {
+        throw bad(
+          spec.kind === "count" ? "expected a whole number >= 1" : "expected a number >= 1",
+        );
       }
       if (spec.kind === "count" && (!Number.isInteger(n) || n < 1)) {
         throw bad("expected a whole number >= 1");
       }
-      // 0 would switch verification off (stableSeconds) or fail every update (healthTimeoutSeconds).
-      if (spec.kind === "seconds" && n < 1) throw bad("expected a number >= 1");
       if (n > 86400) throw bad("expected at most 86400");
       return n;
     }

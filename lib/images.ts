@@ -4,39 +4,25 @@ import type { Images } from "./docker.ts";
 import type { Logger } from "./log.ts";
 
 /**
- * Removes images of `repository` older than the ones kept, and `extraCandidates` (image IDs
- * that fell out of use, e.g. an untagged image from a re-pull of the same tag). Keeps the
- * first `keepImages` of `keepIds` (current first, then previous) and anything newer than the
- * newest kept image. Images in use or with several tags are left alone. Returns removed IDs.
+ * Removes the images this container ran before, beyond the newest `keepImages` of
+ * `deployedIds` (newest first: the one it runs now, then the previous, …). Only images that
+ * were deployed to this container are ever candidates: an image pulled ahead of a rollout, or
+ * used by anything else, is never touched. Images in use or with several tags are left
+ * alone by the daemon. Returns the removed IDs.
  */
 export async function pruneImages(
   images: Images,
   logger: Logger,
-  options: {
-    repository: string;
-    keepIds: string[];
-    keepImages: number;
-    extraCandidates?: string[];
-  },
+  options: { deployedIds: string[]; keepImages: number },
 ): Promise<string[]> {
-  const keep = new Set(options.keepIds.slice(0, Math.max(1, options.keepImages)));
-  const listed = await images.listImages(options.repository);
-  const keptCreated = listed.filter((i) => keep.has(i.id)).map((i) => Date.parse(i.created));
-  const newestKept = keptCreated.length ? Math.max(...keptCreated) : Infinity;
-  const candidates = new Set<string>(
-    listed
-      .filter((i) => !keep.has(i.id) && Date.parse(i.created) <= newestKept)
-      .map((i) => i.id),
-  );
-  for (const id of options.extraCandidates ?? []) if (id && !keep.has(id)) candidates.add(id);
-
+  const keep = Math.max(1, options.keepImages);
   const removed: string[] = [];
-  for (const id of candidates) {
+  for (const id of options.deployedIds.slice(keep)) {
     if (await images.removeImage(id)) {
       removed.push(id);
       logger.info("removed old image", { imageId: id });
     } else {
-      logger.debug("kept image (in use or several tags)", { imageId: id });
+      logger.debug("kept image (in use, several tags, or already gone)", { imageId: id });
     }
   }
   return removed;

@@ -60,7 +60,8 @@ export interface StatusReport {
   logs: Record<"monitor" | "update" | "health", { path: string; lines: string[] | null }>;
 }
 
-const FAILED_STATES: UpdateState[] = ["failed", "rolled_back", "rejected"];
+// A rejected trigger is the bot's input, not a fault of this server: shown, but not an error.
+const FAILED_STATES: UpdateState[] = ["failed", "rolled_back"];
 
 /** Gathers everything side by side. Never throws for what it finds. */
 export async function gatherStatus(

@@ -272,7 +272,9 @@ class UpdateRun {
     const { docker } = this.deps;
     const old = await docker.inspectContainer(this.config.container);
     if (!old) {
-      throw new UpdateFailedError("container not found", {
+      // Refused like bad input: nothing is touched, and the bot's status file is not overwritten
+      // because of a typo in --container.
+      throw new RejectedError("container not found", {
         object: this.config.container,
         hint: "check the `container` setting; `docker ps -a` lists the containers",
       });
@@ -392,11 +394,12 @@ class UpdateRun {
     await docker.removeContainer(old.id, { force: true });
     const last = await this.recordLastUpdate(target, old);
     try {
-      await pruneImages(docker, this.log, {
-        repository: repositoryOf(parseRunningImage(target)),
-        keepIds: last.recentImageIds ?? [],
+      const deployedIds = last.recentImageIds ?? [];
+      const removed = await pruneImages(docker, this.log, {
+        deployedIds,
         keepImages: this.config.keepImages,
       });
+      if (removed.length) await this.recordRemovedImages(last, removed);
     } catch (err) {
       this.warn(`could not remove old images: ${msg(err)}`);
     }
@@ -420,6 +423,15 @@ class UpdateRun {
     };
     await this.deps.lastUpdate.write(last);
     return last;
+  }
+
+  /** Removed images are no longer candidates, so the deployed history stays short. */
+  private async recordRemovedImages(last: LastUpdate, removed: string[]) {
+    const gone = new Set(removed);
+    await this.deps.lastUpdate.write({
+      ...last,
+      recentImageIds: (last.recentImageIds ?? []).filter((id) => !gone.has(id)),
+    });
   }
 
   /** A failure before the old container was stopped: nothing to undo. */

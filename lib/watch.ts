@@ -279,6 +279,28 @@ class WatchLoop {
   }
 
   /**
+   * An update whose rollback could not finish (the Docker daemon failed under it) keeps its
+   * journal, and the bot may be stopped: try again on every rescan until it is done, rather
+   * than only at the next start.
+   */
+  private async retryUnfinished(): Promise<void> {
+    try {
+      const report = await this.deps.recover();
+      if (report) {
+        this.log.warn("finished an update that was left unfinished in the journal", {
+          update: report.id,
+          outcome: report.outcome,
+          error: report.error,
+        });
+      }
+    } catch (err) {
+      this.log.warn("an unfinished update is still in the journal; trying again later", {
+        error: describeError(err).message,
+      });
+    }
+  }
+
+  /**
    * Claims a killed watcher left behind. One that was handed to an update is done when the
    * journal recovery finished that update or the status file shows an update that started
    * after the hand-over; otherwise it waits again, so it is neither lost nor run twice.
@@ -338,6 +360,7 @@ class WatchLoop {
           if (this.signal.aborted) break;
         } else {
           this.flushSuppressed();
+          await this.retryUnfinished();
           await this.checkFolder();
           await this.folder?.unstall();
           const retryDue = this.waiting.length > 0 && this.now() >= this.retryAt;

@@ -75,7 +75,7 @@ export function renderReport(report: UpdateReport, ctx: Pick<CliContext, "env">)
   const lines = [`${mark}${report.outcome}: ${report.container}`];
   lines.push(`  image:    ${report.image ?? "-"}`);
   lines.push(`  previous: ${report.previousImage ?? "-"}`);
-  lines.push(`  image id: ${report.imageId ?? "-"}`);
+  lines.push(`  running:  ${report.imageId ?? "-"}`);
   if (report.error) lines.push(`  error:    ${report.error}`);
   for (const w of report.warnings) lines.push(`  warning:  ${w}`);
   lines.push(

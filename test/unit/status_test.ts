@@ -167,3 +167,12 @@ Deno.test("ages read like a person would say them", () => {
   assert.equal(formatAge((3 * 60 + 12) * 60_000), "3 h 12 min");
   assert.equal(formatAge(52 * 3600_000), "2 d 4 h");
 });
+
+Deno.test("a rejected trigger is shown but is not a fault of the server", async () => {
+  const { deps, state } = setup();
+  state.last = { ...LAST, state: "rejected", error: "rejected trigger: it is empty" };
+  const report = await gatherStatus(deps, config);
+  assert.equal(report.ok, true);
+  const text = renderStatus(report, { color: false });
+  assert.match(text, /^✅ Last update +rejected .*: rejected trigger: it is empty$/m);
+});

@@ -529,3 +529,13 @@ Deno.test("keepImages counts the images deployed to the container", async () => 
   assert.ok(await w.docker.inspectImage(v1Id), "three kept: 3.0, 2.0 and 1.0");
   assert.ok(await w.docker.inspectImage(V2));
 });
+
+Deno.test("cleanup never removes an image that was not deployed to the container", async () => {
+  const w = await world();
+  const prefetched = w.docker.addImage(`${REPO}:4.0-rc`, { ...V2_CONFIG, Env: ["APP_VERSION=4"] });
+  w.docker.publishImage(`${REPO}:3.0`, { ...V2_CONFIG, Env: ["APP_VERSION=3"] });
+  await runUpdate(w.deps, config({ keepImages: 1 }), { image: V2, source: "cli" });
+  await runUpdate(w.deps, config({ keepImages: 1 }), { image: `${REPO}:3.0`, source: "cli" });
+  assert.ok(await w.docker.inspectImage(prefetched), "an image pulled ahead of a rollout stays");
+  assert.equal(await w.docker.inspectImage(V2), null, "an image this container ran before goes");
+});

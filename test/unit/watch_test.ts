@@ -642,3 +642,24 @@ Deno.test("a FIFO trigger neither stalls the real folder watch once claimed nor 
     await Deno.remove(base, { recursive: true });
   }
 });
+
+Deno.test("an update left unfinished in the journal is retried on the rescan, not only at the next start", async () => {
+  let calls = 0;
+  const h = harness({
+    recover: () => {
+      calls++;
+      // Nothing at start; then an update's rollback failed and left its journal: the first
+      // retry fails again (the daemon is still unwell), the next one completes it.
+      if (calls === 1) return Promise.resolve(null);
+      if (calls === 2) return Promise.reject(new Error("failed to update store for object type"));
+      return Promise.resolve(report({ image: `${IMAGE}:v2`, source: "trigger" }));
+    },
+  });
+  const running = h.start({ rescanMs: 30, backoffMs: 10 });
+  await until("the unfinished update to be finished", () => calls >= 3);
+  h.stop.abort();
+  await running;
+  assert.ok(
+    h.logger.lines.some((l) => /finished an update that was left unfinished/.test(l.message)),
+  );
+});
