@@ -19,6 +19,7 @@ export const HISTORY_FILE = ".update_history.jsonl";
 export const TRIGGER_FILE = ".update_trigger";
 export const JOURNAL_FILE = "journal.json";
 export const LOCK_FILE = "update.lock";
+export const WATCH_LOCK_FILE = "watch.lock";
 export const LAST_UPDATE_FILE = "last-update.json";
 export const HEARTBEAT_FILE = "heartbeat.json";
 
@@ -136,10 +137,19 @@ export async function ensureDir(path: string, mode = 0o750): Promise<void> {
 
 /** The update lock: an flock on `<stateDir>/update.lock`, released by the kernel when the process dies. */
 export class FlockUpdateLock implements UpdateLock {
-  constructor(private readonly stateDir: string) {}
+  /**
+   * `file` and `what` make the same lock serve for one watcher per stateDir
+   * (`watch.lock`, "another watcher is running").
+   */
+  constructor(
+    private readonly stateDir: string,
+    private readonly file = LOCK_FILE,
+    private readonly what = "another update is in progress",
+    private readonly hint = "wait for it to finish; `hyperbot-ops status` shows its progress",
+  ) {}
 
   private get path() {
-    return join(this.stateDir, LOCK_FILE);
+    return join(this.stateDir, this.file);
   }
 
   async acquire(holder: LockHolder): Promise<{ release(): Promise<void> }> {
@@ -158,9 +168,9 @@ export class FlockUpdateLock implements UpdateLock {
       const who = current
         ? `pid ${current.pid} (${current.command}) since ${current.since}`
         : "another process";
-      throw new LockedError(`another update is in progress: held by ${who}`, {
+      throw new LockedError(`${this.what}: held by ${who}`, {
         object: this.path,
-        hint: "wait for it to finish; `hyperbot-ops status` shows its progress",
+        hint: this.hint,
       });
     }
     await file.truncate(0);

@@ -1,6 +1,6 @@
 import { FileTriggerInbox } from "../adapters/trigger_inbox.ts";
 import { DenoFolderWatcher } from "../adapters/fs_watcher.ts";
-import { TRIGGER_FILE } from "../adapters/files.ts";
+import { FlockUpdateLock, TRIGGER_FILE, WATCH_LOCK_FILE } from "../adapters/files.ts";
 import { loadConfig } from "../config.ts";
 import { createRealDeps } from "../deps.ts";
 import { FileHeartbeatStore } from "../heartbeat.ts";
@@ -33,7 +33,7 @@ Options:
 
 ${CONFIG_FLAGS_HELP}
 
-Exit codes: 0 stopped by a signal, 3 config error.`;
+Exit codes: 0 stopped by a signal, 3 config error, 5 another watcher runs on this stateDir.`;
 
 export const watchCommand: Command = {
   name: "watch",
@@ -44,6 +44,14 @@ export const watchCommand: Command = {
     const config = loadConfig({ ...configFlags(values), env: ctx.env });
     await setupLogging({ logDir: config.logDir, files: ["watch", "update"] });
     const log = loggerFor("watch");
+    // One watcher per stateDir: a second one (say, run by hand beside the service) would race
+    // the first for triggers and overwrite its heartbeat.
+    const watcherLock = await new FlockUpdateLock(
+      config.stateDir,
+      WATCH_LOCK_FILE,
+      "another watcher is running",
+      `the service may run one: 'systemctl stop ${config.service}' before running watch by hand`,
+    ).acquire({ pid: Deno.pid, command: "watch", since: new Date().toISOString() });
     // The crash hook (HYPERBOT_OPS_TEST_CRASH_AT) comes with the deps, as for `update`.
     const deps = createRealDeps(config, loggerFor("update"), ctx.env);
 
@@ -86,6 +94,7 @@ export const watchCommand: Command = {
     } finally {
       for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
       deps.close();
+      await watcherLock.release();
     }
   },
 };

@@ -123,3 +123,26 @@ Deno.test("the update lock is exclusive and names its holder", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the watcher lock is separate from the update lock and says what holds it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const watcher = new FlockUpdateLock(dir, "watch.lock", "another watcher is running");
+    const held = await watcher.acquire({ pid: 7, command: "watch", since: "now" });
+    const update = await new FlockUpdateLock(dir).acquire({
+      pid: 8,
+      command: "update",
+      since: "now",
+    });
+    await assert.rejects(
+      new FlockUpdateLock(dir, "watch.lock", "another watcher is running")
+        .acquire({ pid: 9, command: "watch", since: "now" }),
+      (e: unknown) =>
+        e instanceof LockedError && /another watcher is running: held by pid 7/.test(e.message),
+    );
+    await update.release();
+    await held.release();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
