@@ -137,6 +137,12 @@ export interface JournalEntry {
    */
   oldRestartPolicy: { Name: string; MaximumRetryCount?: number } | null;
   newContainerId: string | null;
+  /**
+   * Set just before the result is written: the containers are in their final state and only
+   * the status file and the journal's removal are left. (Recovery trusts this, never the status
+   * file, which the bot's container can write.)
+   */
+  finished?: boolean;
   tempName: string;
   previousName: string;
   steps: StepRecord[];

@@ -62,6 +62,26 @@ export interface StatusReport {
 
 // A rejected trigger is the bot's input, not a fault of this server: shown, but not an error.
 const FAILED_STATES: UpdateState[] = ["failed", "rolled_back"];
+const KNOWN_STATES: UpdateState[] = [
+  "pulling",
+  "creating",
+  "stopping",
+  "starting",
+  "verifying",
+  "succeeded",
+  "unchanged",
+  "rolled_back",
+  "failed",
+  "rejected",
+];
+
+/** Text from a file the bot's container can write, safe to print: no control characters, bounded. */
+function cleanText<T extends string | null | undefined>(value: T): T {
+  if (typeof value !== "string") return value;
+  // deno-lint-ignore no-control-regex
+  const clean = value.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?");
+  return (clean.length > 300 ? clean.slice(0, 300) + "…" : clean) as T;
+}
 
 /** Gathers everything side by side. Never throws for what it finds. */
 export async function gatherStatus(
@@ -114,16 +134,21 @@ export async function gatherStatus(
       ...container,
       ok: container.running && container.health !== "unhealthy",
     },
+    // The status file lives in the bot's folder: its text is the container's to write, so it
+    // reaches the operator's terminal only without control characters, and an unknown state
+    // is not taken for a good one.
     lastUpdate: last
       ? {
-        id: last.id,
-        state: last.state,
-        image: last.image,
-        previousImage: last.previousImage,
-        startedAt: last.startedAt,
-        finishedAt: last.finishedAt,
-        error: last.error,
-        ok: !FAILED_STATES.includes(last.state),
+        id: cleanText(last.id),
+        state: KNOWN_STATES.includes(last.state) ? last.state : "failed",
+        image: cleanText(last.image),
+        previousImage: cleanText(last.previousImage),
+        startedAt: cleanText(last.startedAt),
+        finishedAt: cleanText(last.finishedAt),
+        error: KNOWN_STATES.includes(last.state)
+          ? cleanText(last.error)
+          : `the status file holds an unknown state '${cleanText(String(last.state))}'`,
+        ok: KNOWN_STATES.includes(last.state) && !FAILED_STATES.includes(last.state),
       }
       : null,
     logs: {

@@ -63,8 +63,6 @@ export interface UpdateRequest {
   source: "cli" | "trigger";
 }
 
-const FINAL_STATES: UpdateState[] = ["succeeded", "unchanged", "rolled_back", "failed", "rejected"];
-
 /**
  * Runs one update. Throws RejectedError (bad reference, repository not allowed, a container
  * that cannot be recreated faithfully) and LockedError (another update runs) before anything
@@ -494,6 +492,12 @@ class UpdateRun {
     this.report.outcome = outcome;
     this.report.error = err === null ? null : msg(err);
     this.report.finishedAt = this.deps.clock.now().toISOString();
+    if (!options.keepJournal && this.journal.oldContainerId) {
+      this.journal.finished = true;
+      await this.deps.journal.write(this.journal).catch((e) =>
+        this.log.warn("cannot mark the journal finished", { error: msg(e) })
+      );
+    }
     const status = statusOfReport(this.report);
     await this.deps.status.write(status).catch((e) =>
       this.log.error("cannot write the status file", { error: msg(e) })
@@ -570,14 +574,10 @@ async function recoverLocked(deps: UpdateDeps, config: Config): Promise<UpdateRe
   const log = deps.logger;
   const fields = { update: j.id, container: j.container, step: j.step };
 
-  // Killed after the result was written but before the journal was cleared: the containers
-  // are already where the status says.
-  const current = await deps.status.read();
-  // (Not after cleanup or rollback: those keep the journal on purpose when they could not finish.)
-  if (
-    current?.id === j.id && FINAL_STATES.includes(current.state) &&
-    j.step !== "cleanup" && j.step !== "rollback"
-  ) {
+  // Killed after the containers reached their final state, while the result was being
+  // written: nothing is left to do with them. (The journal's flag decides, never the status
+  // file, which the bot's container can write.)
+  if (j.finished) {
     await deps.journal.clear();
     log.info("the interrupted update had already ended; cleared its journal", fields);
     return null;

@@ -3,6 +3,7 @@
  * the status file and history the bot reads, and the last-update record.
  */
 
+import { constants, promises as fsp } from "node:fs";
 import { dirname, join } from "node:path";
 import { LockedError, UpdateFailedError } from "../errors.ts";
 import type { JournalEntry, LastUpdate, StatusFile } from "../report.ts";
@@ -72,9 +73,10 @@ function createExclusive(path: string, mode: number): Deno.FsFile {
 }
 
 /**
- * Reads at most `maxBytes` of a regular file without following a link: the entry is checked
- * with lstat, and the opened file must be that same inode (a link swapped in between is
- * caught). Returns null when absent or not a regular file.
+ * Reads at most `maxBytes` of a regular file in a folder the bot's container can write to:
+ * opened with O_NOFOLLOW (a link is not followed) and O_NONBLOCK (a FIFO swapped in after the
+ * lstat cannot block us), and only read if it is the regular file lstat saw (same dev and
+ * inode). Returns null when absent or anything but that regular file.
  */
 export async function readRegularFile(path: string, maxBytes: number): Promise<string | null> {
   let entry: Deno.FileInfo;
@@ -85,20 +87,27 @@ export async function readRegularFile(path: string, maxBytes: number): Promise<s
     throw err;
   }
   if (!entry.isFile) return null;
-  const file = await Deno.open(path, { read: true });
+  let handle: fsp.FileHandle;
   try {
-    const opened = await file.stat();
-    if (opened.ino !== entry.ino || opened.dev !== entry.dev || !opened.isFile) return null;
+    handle = await fsp.open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === "ELOOP" || code === "ENOENT" || code === "ENXIO") return null;
+    throw err;
+  }
+  try {
+    const opened = await handle.stat();
+    if (opened.ino !== entry.ino || opened.dev !== entry.dev || !opened.isFile()) return null;
     const buffer = new Uint8Array(Math.min(maxBytes, opened.size));
     let filled = 0;
     while (filled < buffer.length) {
-      const n = await file.read(buffer.subarray(filled));
-      if (n === null) break;
-      filled += n;
+      const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
     }
     return new TextDecoder().decode(buffer.subarray(0, filled));
   } finally {
-    file.close();
+    await handle.close();
   }
 }
 

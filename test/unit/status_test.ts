@@ -176,3 +176,14 @@ Deno.test("a rejected trigger is shown but is not a fault of the server", async 
   const text = renderStatus(report, { color: false });
   assert.match(text, /^✅ Last update +rejected .*: rejected trigger: it is empty$/m);
 });
+
+Deno.test("text from the bot's status file reaches the terminal without escape sequences", async () => {
+  const { deps, state } = setup();
+  state.last = { ...LAST, state: "rolled_back", error: "boom\u001b[2J\u001b[32m✅ all fine" };
+  const report = await gatherStatus(deps, config);
+  assert.ok(!renderStatus(report, { color: false }).includes("\u001b[2J"));
+  state.last = { ...LAST, state: "hacked" as unknown as typeof LAST.state };
+  const forged = await gatherStatus(deps, config);
+  assert.equal(forged.lastUpdate?.ok, false);
+  assert.match(forged.lastUpdate?.error ?? "", /unknown state 'hacked'/);
+});

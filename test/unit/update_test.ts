@@ -539,3 +539,30 @@ Deno.test("cleanup never removes an image that was not deployed to the container
   assert.ok(await w.docker.inspectImage(prefetched), "an image pulled ahead of a rollout stays");
   assert.equal(await w.docker.inspectImage(V2), null, "an image this container ran before goes");
 });
+
+Deno.test("recovery does not trust a status file the bot's container forged", async () => {
+  const w = await world();
+  await crashAt(w, V2, "verify");
+  const j = w.journal.entry!;
+  // The container writes a "succeeded" result with the id it saw in the progress status.
+  w.status.current = { ...w.status.current!, id: j.id, state: "succeeded", finishedAt: "now" };
+  const restarted: UpdateDeps = { ...w.deps, lock: new FakeLock() };
+  const report = await recoverFromJournal(restarted, config());
+  assert.equal(report?.outcome, "rolled_back");
+  assert.equal((await botOf(w)).id, w.oldId, "the old container is back");
+  assertNoLeftovers(w);
+});
+
+Deno.test("a kill after the result was decided leaves a journal that recovery just clears", async () => {
+  const w = await world();
+  const journal = new FakeJournal();
+  journal.clear = () => Promise.reject(new Error("killed before the journal was removed"));
+  await assert.rejects(runUpdate({ ...w.deps, journal }, config(), { image: V2, source: "cli" }));
+  assert.equal(journal.entry?.finished, true);
+  const statusBefore = structuredClone(w.status.current);
+  const restarted: UpdateDeps = { ...w.deps, journal: new FakeJournal(), lock: new FakeLock() };
+  await restarted.journal.write(journal.entry!);
+  assert.equal(await recoverFromJournal(restarted, config()), null);
+  assert.deepEqual(w.status.current, statusBefore, "the result stays as written");
+  assert.equal((await botOf(w)).imageRef, V2);
+});
