@@ -236,17 +236,28 @@ export class FileTriggerInbox implements TriggerInbox {
 
   async pending(): Promise<Claim[]> {
     await ensureDir(this.claimDir, 0o700);
-    // Finish cross-filesystem claims a killed process left staged in dataDir.
+    // Finish the cross-filesystem claim a killed process left staged in dataDir. The folder is
+    // the container's, which can plant any number of such names: only the newest is finished
+    // (only the newest request would run anyway); the others are removed unread, as they come.
     try {
+      const staged: { name: string; stamp: string; at: number }[] = [];
       for await (const entry of Deno.readDir(this.dataDir)) {
         if (!entry.name.startsWith(STAGE_PREFIX)) continue;
         const stamp = entry.name.slice(STAGE_PREFIX.length);
         const m = STAMP_RE.exec(stamp);
         if (!m || m[2] !== undefined) continue;
-        if (await exists(join(this.claimDir, stamp))) {
-          await removeEntry(join(this.dataDir, entry.name));
+        staged.push({ name: entry.name, stamp, at: Number(m[1]) });
+        if (staged.length < 2) continue;
+        // Keep the newer of the two in slot 0; remove the other now.
+        if (staged[1].stamp > staged[0].stamp) staged.reverse();
+        await removeEntry(join(this.dataDir, staged.pop()!.name));
+      }
+      const newest = staged[0];
+      if (newest) {
+        if (await exists(join(this.claimDir, newest.stamp))) {
+          await removeEntry(join(this.dataDir, newest.name));
         } else {
-          await this.finishStage(stamp, Number(m[1]));
+          await this.finishStage(newest.stamp, newest.at);
         }
       }
     } catch (err) {

@@ -322,6 +322,19 @@ Deno.test("a dataDir on another filesystem is claimed by staging the trigger and
       "127.0.0.1:5000/hyperbot/app:v1\n",
     );
     for await (const e of Deno.readDir(shm)) assert.fail(`left in dataDir: ${e.name}`);
+
+    // The container plants many staged names: only the newest is finished, the rest removed.
+    await inbox.remove(pending[0]);
+    for (let i = 0; i < 300; i++) {
+      const planted = `000001700000000-${String(i).padStart(6, "0")}-0000abcd`;
+      await Deno.writeTextFile(
+        join(shm, STAGE_PREFIX + planted),
+        "127.0.0.1:5000/hyperbot/app:v1\n",
+      );
+    }
+    const flood = await inbox.pending();
+    assert.deepEqual(flood.map((c) => c.stamp), ["000001700000000-000299-0000abcd"]);
+    for await (const e of Deno.readDir(shm)) assert.fail(`left in dataDir: ${e.name}`);
   } finally {
     await Deno.remove(d.base, { recursive: true });
     await Deno.remove(shm, { recursive: true });
