@@ -8,7 +8,13 @@
 
 import type { Config } from "./config.ts";
 import type { ContainerInfo, CredentialStore, DockerEngine, PullProgress } from "./docker.ts";
-import { DockerError, RejectedError, UpdateFailedError, UsageError } from "./errors.ts";
+import {
+  describeError,
+  DockerError,
+  RejectedError,
+  UpdateFailedError,
+  UsageError,
+} from "./errors.ts";
 import { pruneImages } from "./images.ts";
 import {
   checkImageRef,
@@ -403,24 +409,15 @@ class UpdateRun {
     }
   }
 
-  private async recordLastUpdate(target: string, old: ContainerInfo): Promise<LastUpdate> {
-    const earlier = await this.deps.lastUpdate.read();
-    const history = earlier?.container === this.config.container
-      ? earlier.recentImageIds ?? [earlier.imageId, earlier.previousImageId]
-      : [];
-    const imageId = this.report.imageId!;
-    const last: LastUpdate = {
+  private recordLastUpdate(target: string, old: ContainerInfo): Promise<LastUpdate> {
+    return recordLastUpdate(this.deps, {
       id: this.report.id,
       container: this.config.container,
-      finishedAt: this.deps.clock.now().toISOString(),
       image: target,
-      imageId,
+      imageId: this.report.imageId!,
       previousImage: old.imageRef,
       previousImageId: old.imageId,
-      recentImageIds: unique([imageId, old.imageId, ...history]).slice(0, 20),
-    };
-    await this.deps.lastUpdate.write(last);
-    return last;
+    });
   }
 
   /** Removed images are no longer candidates, so the deployed history stays short. */
@@ -498,13 +495,7 @@ class UpdateRun {
         this.log.warn("cannot mark the journal finished", { error: msg(e) })
       );
     }
-    const status = statusOfReport(this.report);
-    await this.deps.status.write(status).catch((e) =>
-      this.log.error("cannot write the status file", { error: msg(e) })
-    );
-    await this.deps.status.appendHistory(status).catch((e) =>
-      this.log.warn("cannot append to history", { error: msg(e) })
-    );
+    await publishResult(this.deps, this.report, this.log);
     if (!options.keepJournal) await this.deps.journal.clear();
     const level = outcome === "updated" || outcome === "unchanged" ? "info" : "error";
     this.log[level](`update finished: ${outcome}`, {
@@ -608,20 +599,13 @@ async function recoverLocked(deps: UpdateDeps, config: Config): Promise<UpdateRe
     report.imageId = forwardImageId;
     report.outcome = "updated";
     if (j.image && j.previousImage && j.previousImageId) {
-      const earlier = await deps.lastUpdate.read();
-      await deps.lastUpdate.write({
+      await recordLastUpdate(deps, {
         id: j.id,
         container: j.container,
-        finishedAt: now(),
         image: j.image,
         imageId: forwardImageId,
         previousImage: j.previousImage,
         previousImageId: j.previousImageId,
-        recentImageIds: unique([
-          forwardImageId,
-          j.previousImageId,
-          ...(earlier?.recentImageIds ?? []),
-        ]),
       });
     }
   } else if (UNTOUCHED_STEPS.includes(j.step)) {
@@ -641,17 +625,49 @@ async function recoverLocked(deps: UpdateDeps, config: Config): Promise<UpdateRe
       `the journal was for container '${j.container}', the config names '${config.container}'`,
     );
   }
-  const status = statusOfReport(report);
-  await deps.status.write(status).catch((e) =>
-    log.error("cannot write the status file", { error: msg(e) })
-  );
-  await deps.status.appendHistory(status).catch(() => {});
+  await publishResult(deps, report, log);
   await deps.journal.clear();
   log.warn(`recovered interrupted update: ${report.outcome}`, {
     ...fields,
     outcome: report.outcome,
   });
   return report;
+}
+
+/**
+ * Records a successful update for `--rollback` and keepImages: the images deployed to this
+ * container, newest first (the one it runs now, then the one before, …).
+ */
+async function recordLastUpdate(
+  deps: Pick<UpdateDeps, "lastUpdate" | "clock">,
+  update: Omit<LastUpdate, "finishedAt" | "recentImageIds">,
+): Promise<LastUpdate> {
+  const earlier = await deps.lastUpdate.read();
+  const history = earlier?.container === update.container
+    ? earlier.recentImageIds ?? [earlier.imageId, earlier.previousImageId]
+    : [];
+  const last: LastUpdate = {
+    ...update,
+    finishedAt: deps.clock.now().toISOString(),
+    recentImageIds: unique([update.imageId, update.previousImageId, ...history]).slice(0, 20),
+  };
+  await deps.lastUpdate.write(last);
+  return last;
+}
+
+/** The result for the bot: the status file and a line of history. Never throws. */
+async function publishResult(
+  deps: Pick<UpdateDeps, "status">,
+  report: UpdateReport,
+  log: Logger,
+): Promise<void> {
+  const status = statusOfReport(report);
+  await deps.status.write(status).catch((e) =>
+    log.error("cannot write the status file", { error: msg(e) })
+  );
+  await deps.status.appendHistory(status).catch((e) =>
+    log.warn("cannot append to history", { error: msg(e) })
+  );
 }
 
 function parseRunningImage(imageRef: string): ImageRef {
@@ -675,10 +691,7 @@ export function isUnreachable(err: unknown): boolean {
     /reach|connect|socket/i.test(err.message);
 }
 
+/** One line for a report or log: the same form main.ts prints. */
 function msg(err: unknown): string {
-  if (err instanceof Error) {
-    const object = (err as { object?: string }).object;
-    return object ? `${err.message}: '${object}'` : err.message;
-  }
-  return String(err);
+  return describeError(err).message;
 }
