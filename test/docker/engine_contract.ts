@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import type { ContainerConfig, CreateContainerBody, DockerEngine } from "../../lib/docker.ts";
 import { DockerError } from "../../lib/errors.ts";
+import { eventually } from "../support/wait.ts";
 
 /** The contract image: built by the real test from this Dockerfile, added to the fake with CONTRACT_IMAGE_CONFIG. */
 export const CONTRACT_IMAGE = "hbt-engine-test:1";
@@ -64,26 +65,6 @@ export function body(extra: Partial<CreateContainerBody> = {}): CreateContainerB
     HostConfig: extra.HostConfig ?? {},
     NetworkingConfig: extra.NetworkingConfig ?? { EndpointsConfig: {} },
   };
-}
-
-/** Polls until `check` returns a value other than undefined; fails after timeoutMs. */
-export async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`, { cause: last });
 }
 
 async function rejectsWithStatus(promise: Promise<unknown>, status: number, message?: RegExp) {

@@ -13,13 +13,13 @@ import { SocketDockerEngine } from "../../lib/adapters/docker_engine.ts";
 import { DockerConfigCredentialStore } from "../../lib/adapters/credentials.ts";
 import { runCommand } from "../../lib/adapters/run_command.ts";
 import { DockerError } from "../../lib/errors.ts";
+import { eventually } from "../support/wait.ts";
 import {
   body,
   CONTRACT_IMAGE,
   CONTRACT_IMAGE_CONFIG,
   CONTRACT_IMAGE_DOCKERFILE,
   engineContract,
-  eventually,
   PREFIX,
 } from "./engine_contract.ts";
 

@@ -13,6 +13,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { spawnCli } from "../support/cli.ts";
+import { eventually, pathExists as exists, sleep } from "../support/wait.ts";
 import { runCommand } from "../../lib/adapters/run_command.ts";
 import { STEPS } from "../../lib/report.ts";
 import type { StatusFile } from "../../lib/report.ts";
@@ -32,41 +33,11 @@ async function docker(...args: string[]): Promise<string> {
   return result.stdout.trim();
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | null | undefined | false>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for: ${what}${last ? ` (last error: ${last})` : ""}`);
-}
-
 async function readJson<T>(path: string): Promise<T | null> {
   try {
     return JSON.parse(await Deno.readTextFile(path)) as T;
   } catch {
     return null;
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 
@@ -178,10 +149,16 @@ async function startWatch(bot: Bot, env: Record<string, string> = {}): Promise<W
 
 /** Waits until the watcher has recovered and is idle (its heartbeat says so). */
 async function ready(bot: Bot, watch: Watch): Promise<Heartbeat> {
-  return await eventually(`watch ready\n${watch.output()}`, async () => {
+  return await eventually("watch ready", async () => {
     const hb = await readJson<Heartbeat>(join(bot.stateDir, "heartbeat.json"));
     return hb && hb.pid === watch.child.pid && hb.state === "idle" ? hb : null;
-  }, 30_000);
+  }, { timeoutMs: 30_000, describe: () => seen(bot, watch) });
+}
+
+/** What a timed-out wait prints: the status file and the watcher's last output. */
+async function seen(bot: Bot, watch: Watch): Promise<string> {
+  const statusText = await Deno.readTextFile(bot.statusPath).catch((e) => `(${e})`);
+  return `status file: ${statusText.trim()}\nwatch output (tail):\n${watch.output().slice(-4_000)}`;
 }
 
 async function status(bot: Bot): Promise<StatusFile | null> {
@@ -189,10 +166,10 @@ async function status(bot: Bot): Promise<StatusFile | null> {
 }
 
 async function finalStatus(bot: Bot, previousId: string | null, watch: Watch): Promise<StatusFile> {
-  return await eventually(`a final status\n${watch.output()}`, async () => {
+  return await eventually("a final status", async () => {
     const s = await status(bot);
     return s && s.id !== previousId && s.finishedAt !== null ? s : null;
-  });
+  }, { describe: () => seen(bot, watch) });
 }
 
 async function history(bot: Bot): Promise<StatusFile[]> {
@@ -408,7 +385,7 @@ Deno.test(
         await eventually(
           `${label}: the trigger removed`,
           async () => !(await exists(bot.trigger)),
-          5_000,
+          { timeoutMs: 5_000 },
         );
       }
       assert.equal(await Deno.readTextFile(hostFile), "root:x:0:0:do not touch\n");
@@ -443,7 +420,9 @@ Deno.test("a flood of triggers neither crashes the watcher nor fills the log", o
       if (n % 50 === 0) await sleep(0);
     }
     console.log(`flood: ${n} writes in 2 s`);
-    await eventually("the last one handled", async () => !(await exists(bot.trigger)), 10_000);
+    await eventually("the last one handled", async () => !(await exists(bot.trigger)), {
+      timeoutMs: 10_000,
+    });
     assert.ok((await history(bot)).length <= 20);
     // Still alive and still acting.
     await writeTrigger(bot, `${REPO}:v2\n`);
@@ -464,19 +443,28 @@ Deno.test("a flood of triggers neither crashes the watcher nor fills the log", o
 
 Deno.test("SIGTERM during an update lets it finish before exit", opts, async () => {
   const bot = await startBot("sigterm");
-  const watch = await startWatch(bot);
+  // A verification window long enough that a loaded machine cannot miss it.
+  const args = [...bot.args];
+  args[args.indexOf("--stable-seconds") + 1] = "5";
+  const watch = await startWatch({ ...bot, args });
   try {
     await ready(bot, watch);
     await writeTrigger(bot, `${REPO}:v2\n`);
-    await eventually(
-      "the update running",
-      async () => (await status(bot))?.state === "verifying",
-      30_000,
+    const inProgress = ["pulling", "creating", "stopping", "starting", "verifying"];
+    const during = await eventually(
+      "the update in progress",
+      async () => {
+        const s = await status(bot);
+        return s && inProgress.includes(s.state) ? s : null;
+      },
+      { timeoutMs: 30_000, describe: () => seen(bot, watch) },
     );
     const code = await watch.stop();
-    assert.equal(code, 0);
+    assert.equal(code, 0, `exit code; SIGTERM came at ${during.state}\n${watch.output()}`);
     const s = await status(bot);
-    assert.equal(s?.state, "succeeded", JSON.stringify(s));
+    assert.equal(s?.state, "succeeded", `SIGTERM came at ${during.state}: ${JSON.stringify(s)}`);
+    assert.equal(s?.id, during.id, "the same update finished");
+    assert.equal((await inspect(bot.name))?.image, `${REPO}:v2`);
     assert.equal(await exists(join(bot.stateDir, "journal.json")), false);
     const hb = await readJson<Heartbeat>(join(bot.stateDir, "heartbeat.json"));
     assert.equal(hb?.state, "stopped");
@@ -549,7 +537,7 @@ async function stopDockerd() {
     } catch {
       return Promise.resolve(true);
     }
-  }, 60_000);
+  }, { timeoutMs: 60_000 });
 }
 
 async function startDockerd() {
@@ -558,7 +546,7 @@ async function startDockerd() {
   await eventually(
     "dockerd answering",
     async () => (await runCommand("docker", ["info"])).code === 0,
-    60_000,
+    { timeoutMs: 60_000 },
   );
 }
 
@@ -585,7 +573,7 @@ Deno.test({
       await eventually("the update after the daemon came back", async () => {
         const s = await status(bot);
         return s?.state === "succeeded" ? s : null;
-      }, 120_000);
+      }, { timeoutMs: 120_000 });
       assert.equal((await inspect(bot.name))?.image, `${REPO}:v2`);
       assert.equal(await watch.stop(), 0);
       assert.match(

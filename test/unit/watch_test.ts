@@ -17,6 +17,7 @@ import type { ClaimedContent } from "../../lib/trigger.ts";
 import type { UpdateRequest } from "../../lib/update.ts";
 import { LogBudget, runWatch, type WatchDeps, type WatchOptions } from "../../lib/watch.ts";
 import { FakeStatus } from "../fakes/state.ts";
+import { sleep } from "../support/wait.ts";
 
 const IMAGE = "127.0.0.1:5000/hyperbot/app";
 const config = loadConfig({
@@ -208,8 +209,6 @@ function harness(overrides: Partial<WatchDeps> = {}): Harness {
     start: (options = {}) => runWatch(deps, config, stop.signal, { ...FAST, ...options }),
   };
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until(what: string, check: () => boolean, timeoutMs = 3_000) {
   const deadline = Date.now() + timeoutMs;
