@@ -38,6 +38,12 @@ export interface SocketDockerEngineOptions {
   maxApiVersion?: string;
   /** Timeout of an ordinary request in milliseconds; default 60 000. Pulls have none. */
   requestTimeoutMs?: number;
+  /**
+   * A pull has no overall deadline (a large image on a slow link takes what it takes), but one
+   * that sends nothing for this long is stalled (a registry that stopped answering) and is
+   * stopped, so the update fails instead of hanging the watcher. Default 300 000 (5 minutes).
+   */
+  pullStallMs?: number;
 }
 
 interface RequestOptions {
@@ -46,6 +52,8 @@ interface RequestOptions {
   headers?: Record<string, string>;
   /** null: no timeout. */
   timeoutMs?: number | null;
+  /** Aborts the request (used for the pull's stall deadline). */
+  signal?: AbortSignal;
   /** What the request is about, for error messages. */
   object?: string;
 }
@@ -55,6 +63,7 @@ export class SocketDockerEngine implements DockerEngine {
   readonly socketPath: string;
   readonly #maxApiVersion: string;
   readonly #timeoutMs: number;
+  readonly #pullStallMs: number;
   #client: Deno.HttpClient | null = null;
   #version: Promise<EngineVersion> | null = null;
 
@@ -62,6 +71,7 @@ export class SocketDockerEngine implements DockerEngine {
     this.socketPath = options.socketPath ?? "/var/run/docker.sock";
     this.#maxApiVersion = options.maxApiVersion ?? MAX_API_VERSION;
     this.#timeoutMs = options.requestTimeoutMs ?? 60_000;
+    this.#pullStallMs = options.pullStallMs ?? 300_000;
   }
 
   /** Releases the HTTP client. The engine may not be used afterwards. */
@@ -273,30 +283,46 @@ export class SocketDockerEngine implements DockerEngine {
     const parsed = parseImageRef(ref);
     const headers: Record<string, string> = {};
     if (options.auth) headers["X-Registry-Auth"] = encodeRegistryAuth(options.auth);
-    let res: Response;
+    const stall = new StallDeadline(this.#pullStallMs);
     try {
-      res = await this.#request("POST", "/images/create", {
-        query: {
-          fromImage: familiarRepository(parsed),
-          tag: parsed.digest ?? parsed.tag ?? "latest",
-        },
-        headers,
-        timeoutMs: null,
-        object: ref,
-      });
-    } catch (err) {
-      // Errors found before the stream starts (manifest unknown, denied) come as a status.
-      if (err instanceof DockerError && err.status !== undefined && !err.hint) {
-        throw new DockerError(err.message, {
-          status: err.status,
+      let res: Response;
+      try {
+        res = await this.#request("POST", "/images/create", {
+          query: {
+            fromImage: familiarRepository(parsed),
+            tag: parsed.digest ?? parsed.tag ?? "latest",
+          },
+          headers,
+          timeoutMs: null,
+          signal: stall.signal,
           object: ref,
-          hint: pullHint(err.message),
-          cause: err,
         });
+      } catch (err) {
+        // Errors found before the stream starts (manifest unknown, denied) come as a status.
+        if (err instanceof DockerError && err.status !== undefined && !err.hint) {
+          throw new DockerError(err.message, {
+            status: err.status,
+            object: ref,
+            hint: pullHint(err.message),
+            cause: err,
+          });
+        }
+        throw err;
       }
-      throw err;
+      await readPullStream(res, ref, options.onProgress, () => stall.touch());
+    } catch (err) {
+      if (!stall.fired) throw err;
+      // Closing the connection makes the daemon cancel the pull.
+      throw new DockerError(
+        `the pull made no progress for ${this.#pullStallMs / 1000} s and was stopped`,
+        {
+          object: ref,
+          hint: "check that this host reaches the registry (the bot was not touched)",
+        },
+      );
+    } finally {
+      stall.clear();
     }
-    await readPullStream(res, ref, options.onProgress);
   }
 
   async inspectImage(refOrId: string): Promise<ImageInfo | null> {
@@ -376,7 +402,10 @@ export class SocketDockerEngine implements DockerEngine {
         headers,
         body: options.body === undefined ? undefined : JSON.stringify(options.body),
         client: this.#client,
-        signal: timeoutMs === null ? undefined : AbortSignal.timeout(timeoutMs),
+        signal: anySignal(
+          options.signal,
+          timeoutMs === null ? undefined : AbortSignal.timeout(timeoutMs),
+        ),
       });
       if (path === "/_ping" && !res.ok) throw await errorFromResponse(res, this.socketPath);
       return res;
@@ -470,11 +499,44 @@ function endpointConfig(endpoint: EndpointSettings | undefined): EndpointSetting
   return out;
 }
 
+/** Aborts when `touch` has not been called for `ms`: a deadline on silence, not on the total. */
+class StallDeadline {
+  readonly #controller = new AbortController();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  fired = false;
+
+  constructor(private readonly ms: number) {
+    this.touch();
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  touch(): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.fired = true;
+      this.#controller.abort(new DOMException("stalled", "TimeoutError"));
+    }, this.ms);
+  }
+
+  clear(): void {
+    clearTimeout(this.#timer);
+  }
+}
+
+function anySignal(...signals: (AbortSignal | undefined)[]): AbortSignal | undefined {
+  const present = signals.filter((s): s is AbortSignal => s !== undefined);
+  return present.length <= 1 ? present[0] : AbortSignal.any(present);
+}
+
 /** Reads a pull's JSON-lines stream to its end. Throws DockerError on an error line. */
 async function readPullStream(
   res: Response,
   ref: string,
   onProgress?: (progress: PullProgress) => void,
+  onData?: () => void,
 ): Promise<void> {
   if (!res.body) return;
   const decoder = new TextDecoder();
@@ -506,6 +568,7 @@ async function readPullStream(
     }
   };
   for await (const chunk of res.body) {
+    onData?.();
     buffered += decoder.decode(chunk, { stream: true });
     let nl: number;
     while ((nl = buffered.indexOf("\n")) >= 0) {

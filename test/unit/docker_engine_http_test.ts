@@ -1,0 +1,228 @@
+/**
+ * The Engine API adapter against a scripted daemon on a unix socket: what a real daemon here
+ * cannot be made to do on demand (answer like Docker 29, stall in the middle of a pull).
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { SocketDockerEngine } from "../../lib/adapters/docker_engine.ts";
+import { DockerError } from "../../lib/errors.ts";
+
+interface FakeDaemon {
+  socketPath: string;
+  /** Paths of the requests received, in order. */
+  requests: string[];
+  close(): Promise<void>;
+}
+
+/** Serves `/_ping` and `/version` like a daemon of the given API range; `route` does the rest. */
+async function fakeDaemon(
+  api: { version: string; min: string; engine: string },
+  route: (req: Request, path: string) => Response | Promise<Response>,
+): Promise<FakeDaemon> {
+  const dir = await Deno.makeTempDir({ prefix: "hbt-fake-daemon-" });
+  const socketPath = join(dir, "docker.sock");
+  const requests: string[] = [];
+  const server = Deno.serve(
+    { transport: "unix", path: socketPath, onListen: () => {} },
+    (req) => {
+      const path = new URL(req.url).pathname;
+      requests.push(path);
+      if (path === "/_ping") {
+        return new Response("OK", { headers: { "Api-Version": api.version } });
+      }
+      if (path === "/version") {
+        return Response.json({
+          Version: api.engine,
+          ApiVersion: api.version,
+          MinAPIVersion: api.min,
+        });
+      }
+      const versioned = /^\/v(\d+\.\d+)\//.exec(path);
+      if (versioned && Number(versioned[1].split(".")[1]) < Number(api.min.split(".")[1])) {
+        // What Docker 29 answers to a client below its minimum.
+        return Response.json({
+          message: `client version ${
+            versioned[1]
+          } is too old. Minimum supported API version is ${api.min}, please upgrade your client to a newer version`,
+        }, { status: 400 });
+      }
+      return route(req, path);
+    },
+  );
+  return {
+    socketPath,
+    requests,
+    async close() {
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+const DOCKER_29 = { version: "1.52", min: "1.44", engine: "29.0.0" };
+const ENGINE_20 = { version: "1.41", min: "1.12", engine: "20.10.24" };
+
+Deno.test("against a Docker 29 daemon (API 1.44 to 1.52) requests go out as v1.47", async () => {
+  const daemon = await fakeDaemon(DOCKER_29, (_req, path) => {
+    if (path.endsWith("/containers/bot/json")) {
+      return Response.json({ message: "no" }, { status: 404 });
+    }
+    return new Response("unexpected", { status: 500 });
+  });
+  const engine = new SocketDockerEngine({ socketPath: daemon.socketPath });
+  try {
+    assert.deepEqual(await engine.ping(), { apiVersion: "1.47", engineVersion: "29.0.0" });
+    assert.equal(await engine.inspectContainer("bot"), null);
+    assert.deepEqual(daemon.requests.at(-1), "/v1.47/containers/bot/json");
+  } finally {
+    engine.close();
+    await daemon.close();
+  }
+});
+
+Deno.test("against Engine 20.10 (API 1.41) requests go out as v1.41", async () => {
+  const daemon = await fakeDaemon(ENGINE_20, (_req, path) => {
+    if (path.endsWith("/containers/bot/json")) {
+      return Response.json({ message: "no" }, { status: 404 });
+    }
+    return new Response("unexpected", { status: 500 });
+  });
+  const engine = new SocketDockerEngine({ socketPath: daemon.socketPath });
+  try {
+    assert.equal((await engine.ping()).apiVersion, "1.41");
+    assert.equal(await engine.inspectContainer("bot"), null);
+    assert.equal(daemon.requests.at(-1), "/v1.41/containers/bot/json");
+  } finally {
+    engine.close();
+    await daemon.close();
+  }
+});
+
+Deno.test("a daemon whose minimum API is above ours is refused with a clear error", async () => {
+  const daemon = await fakeDaemon(
+    { version: "1.60", min: "1.50", engine: "40.0.0" },
+    () => new Response("unexpected", { status: 500 }),
+  );
+  const engine = new SocketDockerEngine({ socketPath: daemon.socketPath });
+  try {
+    await assert.rejects(engine.ping(), (err: unknown) => {
+      assert.ok(err instanceof DockerError);
+      assert.match(err.message, /requires API version 1\.50 or newer/);
+      assert.match(err.hint ?? "", /upgrade hyperbot-ops/);
+      return true;
+    });
+  } finally {
+    engine.close();
+    await daemon.close();
+  }
+});
+
+/** A pull stream that sends `lines`, one every `everyMs`, then either ends or goes silent. */
+function pullStream(
+  lines: string[],
+  everyMs: number,
+  thenSilent: boolean,
+  onCancel = () => {},
+): Response {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const encoder = new TextEncoder();
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      let i = 0;
+      const next = () => {
+        if (i < lines.length) {
+          controller.enqueue(encoder.encode(lines[i++] + "\n"));
+          timer = setTimeout(next, everyMs);
+        } else if (!thenSilent) {
+          controller.close();
+        }
+      };
+      next();
+    },
+    cancel() {
+      clearTimeout(timer);
+      onCancel();
+    },
+  });
+  return new Response(body, { headers: { "Content-Type": "application/json" } });
+}
+
+const progress = (n: number) =>
+  JSON.stringify({ status: "Downloading", id: "abc", progressDetail: { current: n, total: 100 } });
+
+Deno.test("a pull that goes silent is stopped after the stall deadline, with a clear error", async () => {
+  let cancelled = false;
+  const daemon = await fakeDaemon(
+    ENGINE_20,
+    () =>
+      pullStream([JSON.stringify({ status: "Pulling from hyperbot/app" })], 10, true, () => {
+        cancelled = true;
+      }),
+  );
+  const engine = new SocketDockerEngine({ socketPath: daemon.socketPath, pullStallMs: 300 });
+  try {
+    const started = Date.now();
+    await assert.rejects(
+      engine.pullImage("registry.example.com/hyperbot/app:v2"),
+      (err: unknown) => {
+        assert.ok(err instanceof DockerError, String(err));
+        assert.match(err.message, /made no progress for 0\.3 s and was stopped/);
+        assert.equal(err.object, "registry.example.com/hyperbot/app:v2");
+        assert.match(err.hint ?? "", /bot was not touched/);
+        return true;
+      },
+    );
+    const took = Date.now() - started;
+    assert.ok(took >= 300 && took < 5_000, `stopped after ${took} ms`);
+    // The connection was closed, which is how the daemon learns to cancel the pull.
+    for (let i = 0; i < 40 && !cancelled; i++) await new Promise((r) => setTimeout(r, 25));
+    assert.ok(cancelled, "the daemon saw the request end");
+  } finally {
+    engine.close();
+    await daemon.close();
+  }
+});
+
+Deno.test("a slow pull that keeps sending progress is not stopped", async () => {
+  const lines = Array.from({ length: 8 }, (_, i) => progress(i * 10));
+  lines.push(JSON.stringify({ status: "Status: Downloaded newer image" }));
+  const daemon = await fakeDaemon(ENGINE_20, () => pullStream(lines, 100, false));
+  // The whole pull takes ~900 ms, three times the stall deadline, but never pauses that long.
+  const engine = new SocketDockerEngine({ socketPath: daemon.socketPath, pullStallMs: 300 });
+  try {
+    const seen: number[] = [];
+    await engine.pullImage("registry.example.com/hyperbot/app:v2", {
+      onProgress: (p) => p.current !== undefined && seen.push(p.current),
+    });
+    assert.deepEqual(seen, [0, 10, 20, 30, 40, 50, 60, 70]);
+  } finally {
+    engine.close();
+    await daemon.close();
+  }
+});
+
+Deno.test("an error line in the pull stream fails the pull with the daemon's message", async () => {
+  const daemon = await fakeDaemon(ENGINE_20, () =>
+    pullStream(
+      [
+        progress(10),
+        JSON.stringify({
+          errorDetail: { message: "unexpected EOF" },
+          error: "unexpected EOF",
+        }),
+      ],
+      10,
+      false,
+    ));
+  const engine = new SocketDockerEngine({ socketPath: daemon.socketPath, pullStallMs: 5_000 });
+  try {
+    await assert.rejects(
+      engine.pullImage("registry.example.com/hyperbot/app:v2"),
+      (err: unknown) => err instanceof DockerError && /unexpected EOF/.test(err.message),
+    );
+  } finally {
+    engine.close();
+    await daemon.close();
+  }
+});
