@@ -3,7 +3,9 @@
  * files, systemd (lib/adapters/systemctl.ts), cron (lib/adapters/crontab.ts).
  */
 
+import { join } from "node:path";
 import type { CronTable } from "../lib/adapters/crontab.ts";
+import { JOURNAL_FILE } from "../lib/adapters/files.ts";
 import type { ServiceManager } from "../lib/adapters/systemctl.ts";
 import { OpsError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
@@ -111,9 +113,9 @@ export async function readCurrentInstall(
 export async function applyActions(actions: Action[], deps: InstallDeps): Promise<string[]> {
   const done: string[] = [];
   for (const action of actions) {
-    const what = describeAction(action);
+    let what = describeAction(action);
     try {
-      await applyAction(action, deps);
+      what = (await applyAction(action, deps)) ?? what;
     } catch (err) {
       throw new InstallError(`install step failed: ${what}`, {
         cause: err,
@@ -128,7 +130,8 @@ export async function applyActions(actions: Action[], deps: InstallDeps): Promis
   return done;
 }
 
-async function applyAction(action: Action, deps: InstallDeps): Promise<void> {
+/** Carries one action out; returns what happened instead when it was not what was planned. */
+async function applyAction(action: Action, deps: InstallDeps): Promise<string | void> {
   switch (action.kind) {
     case "mkdir":
       return deps.files.mkdir(action.path, action.mode);
@@ -153,8 +156,19 @@ async function applyAction(action: Action, deps: InstallDeps): Promise<void> {
       if (action.role === "cron") return deps.cron.remove();
       return deps.files.remove(action.path);
     case "remove-dir": {
+      // Checked now, after the service was stopped: the journal of an update that did not
+      // finish is what recovery needs to put the bot back; removing it would strand the bot.
+      const journal = join(action.path, JOURNAL_FILE);
+      if (action.role === "state" && (await deps.files.read(journal)) !== null) {
+        deps.logger.warn("an unfinished update is recorded; state folder kept", { journal });
+        return `kept folder ${action.path}: ${journal} records an unfinished update. ` +
+          `Run 'hyperbot-ops update' (it finishes that update first), then uninstall again`;
+      }
       const removed = await deps.files.removeDir(action.path, action.recursive);
-      if (!removed) deps.logger.warn("folder not empty, left in place", { path: action.path });
+      if (!removed) {
+        deps.logger.warn("folder not empty, left in place", { path: action.path });
+        return `kept folder ${action.path}: not empty`;
+      }
       return;
     }
   }

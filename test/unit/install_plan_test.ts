@@ -245,6 +245,32 @@ Deno.test("uninstall removes exactly what install created and leaves data and lo
   assert.deepEqual(again.filter((a) => a.kind !== "disable-now"), []);
 });
 
+Deno.test("uninstall keeps the state folder while it records an unfinished update", async () => {
+  const { deps, files, services } = setup();
+  const s = settings();
+  await install(deps, s);
+  const journal = "/var/lib/hyperbot-ops/journal.json";
+  files.files.set(journal, { content: '{"step":"stop"}', mode: 0o640 });
+  const desired = desiredInstall(s);
+  const done = await applyActions(
+    planUninstall(await readCurrentInstall(deps, desired), desired),
+    deps,
+  );
+  assert.ok(files.files.has(journal), "the journal recovery needs is still there");
+  assert.ok(files.dirs.has("/var/lib/hyperbot-ops"));
+  assert.ok(!files.files.has("/etc/systemd/system/hyperbot-update-monitor.service"));
+  assert.equal(services.units.get("hyperbot-update-monitor.service")!.enabled, false);
+  const kept = done.find((d) => d.startsWith("kept folder /var/lib/hyperbot-ops"));
+  assert.ok(kept, done.join("\n"));
+  assert.match(kept, /unfinished update.*hyperbot-ops update.*uninstall again/);
+  assert.ok(!done.some((d) => d.startsWith("remove folder /var/lib/hyperbot-ops")));
+
+  // Once the update is finished (the journal is gone), uninstalling again removes the folder.
+  files.files.delete(journal);
+  await applyActions(planUninstall(await readCurrentInstall(deps, desired), desired), deps);
+  assert.ok(!files.dirs.has("/var/lib/hyperbot-ops"));
+});
+
 Deno.test("uninstall keeps a config file that was there before install", async () => {
   const { deps, files } = setup();
   files.dirs.set("/etc/hyperbot-ops", 0o755);
