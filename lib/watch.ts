@@ -453,9 +453,7 @@ class WatchLoop {
     // Several requests in a row: the last one is what the caller wants now.
     const latest = this.waiting[this.waiting.length - 1];
     for (const older of this.waiting.slice(0, -1)) {
-      this.summary.superseded++;
-      this.log.info("trigger superseded by a newer one", { claim: older.stamp });
-      await this.deps.inbox.remove(older).catch(() => {});
+      await this.supersede(older, latest);
     }
     this.waiting = [latest];
     // The same request tried moments ago (Docker away, lock busy) waits for its retry time.
@@ -584,6 +582,32 @@ class WatchLoop {
     await this.writeStatus(this.statusFor(claim, request, "rejected", reason), budget.ok);
     await this.done(claim);
     if (this.state !== "idle") await this.setState("idle");
+  }
+
+  /**
+   * An older request that a newer one replaces before it ran: the history says so (with the
+   * caller's request id), so a page waiting for that id learns it will not run. The status
+   * file is left to the newer request, which writes it next.
+   */
+  private async supersede(older: Claim, newer: Claim) {
+    this.summary.superseded++;
+    this.log.info("trigger superseded by a newer one", { claim: older.stamp, by: newer.stamp });
+    const newerId = peekRequestId(newer.content);
+    const reason = `superseded by a newer request${newerId ? ` (${newerId})` : ""} before it ran`;
+    let request: TriggerRequest | null = null;
+    try {
+      request = checkTrigger(older.content, this.config.allowedImages);
+    } catch {
+      // Invalid as well: the history line says only that it was superseded.
+    }
+    if (this.rejectionLogs.take(this.now()).ok) {
+      try {
+        await this.deps.status.appendHistory(this.statusFor(older, request, "rejected", reason));
+      } catch (err) {
+        this.log.error("cannot write the history", { error: describeError(err).message });
+      }
+    }
+    await this.deps.inbox.remove(older).catch(() => {});
   }
 
   private flushSuppressed() {

@@ -288,6 +288,33 @@ Deno.test("claims waiting together run only the newest; the older ones are super
   assert.equal(h.inbox.claims.size, 0);
 });
 
+Deno.test("a superseded request is told in the history, with its request id", async () => {
+  const h = harness();
+  h.inbox.claims.set("000001", {
+    stamp: "000001",
+    claimedAt: 1,
+    startedAt: null,
+    content: fileOf(JSON.stringify({ image: `${IMAGE}:v1`, id: "req-1" })),
+  });
+  h.inbox.claims.set("000002", {
+    stamp: "000002",
+    claimedAt: 2,
+    startedAt: null,
+    content: fileOf(JSON.stringify({ image: `${IMAGE}:v2`, id: "req-2" })),
+  });
+  const running = h.start();
+  await until("the update", () => h.requests.length === 1);
+  h.stop.abort();
+  await running;
+  assert.equal(h.requests[0].requestId, "req-2");
+  const superseded = h.status.history.filter((s) => s.requestId === "req-1");
+  assert.equal(superseded.length, 1, JSON.stringify(h.status.history));
+  assert.equal(superseded[0].state, "rejected");
+  assert.equal(superseded[0].image, `${IMAGE}:v1`);
+  assert.match(superseded[0].error ?? "", /superseded by a newer request \(req-2\) before it ran/);
+  assert.notEqual(h.status.current?.requestId, "req-1", "the status file is the newer one's");
+});
+
 Deno.test("a trigger written during an update waits for the next turn", async () => {
   let release!: () => void;
   let concurrent = 0;
