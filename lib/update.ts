@@ -63,6 +63,11 @@ export interface UpdateRequest {
   force?: boolean;
   /** Recreate on the image that ran before the last update (no pull). */
   rollback?: boolean;
+  /**
+   * Deploy the image as it is on this host, without a pull (one built or `docker load`ed
+   * here). Only for the command line: a trigger from the container cannot ask for it.
+   */
+  noPull?: boolean;
   /** The caller's request id, echoed into the status file. */
   requestId?: string;
   /** Who asked: shown in the lock holder and logs. */
@@ -212,7 +217,9 @@ class UpdateRun {
     try {
       old = await this.step("inspect", null, () => this.inspectOld());
       target = await this.chooseTarget(old);
-      if (!this.request.rollback) await this.step("pull", "pulling", () => this.pull(target));
+      if (!this.request.rollback && !this.request.noPull) {
+        await this.step("pull", "pulling", () => this.pull(target));
+      }
       const newImageId = await this.step("compare", null, () => this.compare(old, target));
       if (newImageId === null) return await this.finish("unchanged", null);
       this.report.imageId = newImageId;
@@ -367,6 +374,12 @@ class UpdateRun {
   /** The new image's ID, or null when nothing would change. */
   private async compare(old: ContainerInfo, target: string): Promise<string | null> {
     const image = await this.deps.docker.inspectImage(target);
+    if (!image && this.request.noPull) {
+      throw new RejectedError("the image is not on this host (--no-pull)", {
+        object: target,
+        hint: "load or build it first ('docker images' lists them), or update without --no-pull",
+      });
+    }
     if (!image) {
       throw new UpdateFailedError("the image is not present after the pull", { object: target });
     }

@@ -21,6 +21,8 @@ it down: pulls while the old container runs, creates the new one beside it, swap
 Options:
   --force        recreate even when the image has not changed
   --rollback     go back to the image that ran before the last successful update (no pull)
+  --no-pull      deploy IMAGE as it is on this host (built or 'docker load'ed here) without
+                 pulling it; it must be present, or nothing is touched (exit 2)
   --json         print the report as JSON on stdout
   -h, --help     this help
 
@@ -37,6 +39,7 @@ export const updateCommand: Command = {
     const { values, positionals } = parseCommandArgs("update", argv, {
       force: { type: "boolean" },
       rollback: { type: "boolean" },
+      "no-pull": { type: "boolean" },
       json: { type: "boolean" },
     }, 1);
     const config = loadConfig({ ...configFlags(values), env: ctx.env });
@@ -49,6 +52,7 @@ export const updateCommand: Command = {
         image: positionals[0] ?? null,
         force: Boolean(values.force),
         rollback: Boolean(values.rollback),
+        noPull: Boolean(values["no-pull"]),
         source: "cli",
       });
       progress?.done();

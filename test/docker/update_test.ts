@@ -388,6 +388,28 @@ Deno.test("a tag the registry does not have fails with the bot untouched", async
   }
 });
 
+Deno.test("update --no-pull deploys an image built on this host, which the registry does not have", async () => {
+  const bot = await startBot(IMAGES.v1);
+  const local = `${REPOSITORY}:local-${bot.name}`;
+  try {
+    await mustDocker("tag", IMAGES.v2, local);
+    const refused = await update(bot, "--no-pull", `${REPOSITORY}:not-here-${bot.name}`);
+    assert.equal(refused.code, 2, refused.stdout + refused.stderr);
+    assert.match(refused.stderr, /not on this host \(--no-pull\)/);
+    const r = await update(bot, "--no-pull", local);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const after = await inspect(bot.name);
+    assert.equal(after.Config.Image, local);
+    assert.equal(after.State.Running, true);
+    const status = await statusFile(bot);
+    assert.equal(status.state, "succeeded");
+    assert.ok(!status.steps.some((s: { name: string }) => s.name === "pull"));
+  } finally {
+    await removeBot(bot);
+    await docker("rmi", local);
+  }
+});
+
 Deno.test("an unreachable Docker daemon is a clear error and exit 4", async () => {
   const r = await runCli([
     "update",

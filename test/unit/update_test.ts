@@ -139,6 +139,36 @@ Deno.test("update pulls before it stops the old container", async () => {
   );
 });
 
+Deno.test("update --no-pull deploys an image that exists only on this host, without a pull", async () => {
+  const w = await world();
+  const local = `${REPO}:built-here`;
+  w.docker.addImage(local, V2_CONFIG);
+  const report = await runUpdate(w.deps, config(), { image: local, noPull: true, source: "cli" });
+  assert.equal(report.outcome, "updated", report.error ?? "");
+  assert.equal((await botOf(w)).imageRef, local);
+  assert.ok(!w.docker.calls.some((c) => c.method === "pullImage"), "nothing was pulled");
+  assert.deepEqual(report.steps.map((s) => s.name).slice(0, 3), ["inspect", "compare", "create"]);
+  assert.ok(!w.status.states.includes("pulling"));
+});
+
+Deno.test("update --no-pull of an image not on this host is rejected and touches nothing", async () => {
+  const w = await world();
+  await assert.rejects(
+    runUpdate(w.deps, config(), { image: V2, noPull: true, source: "cli" }),
+    (err: unknown) => {
+      assert.ok(err instanceof RejectedError, String(err));
+      assert.match(err.message, /not on this host \(--no-pull\)/);
+      return true;
+    },
+  );
+  assert.equal((await botOf(w)).id, w.oldId);
+  assert.ok((await botOf(w)).running);
+  assert.ok(!w.docker.calls.some((c) => c.method === "pullImage" || c.method === "stopContainer"));
+  assert.equal(w.journal.entry, null);
+  assert.equal(w.status.current, null, "the status file is left as it was");
+  assertNoLeftovers(w);
+});
+
 Deno.test("update keeps the anonymous volume of the old container instead of an empty one", async () => {
   const w = await world();
   const before = (await botOf(w)).inspect.Mounts?.find((m) => m.Destination === "/data");
