@@ -3,9 +3,7 @@
  * files, systemd (lib/adapters/systemctl.ts), cron (lib/adapters/crontab.ts).
  */
 
-import { join } from "node:path";
 import type { CronTable } from "../lib/adapters/crontab.ts";
-import { JOURNAL_FILE } from "../lib/adapters/files.ts";
 import type { ServiceManager } from "../lib/adapters/systemctl.ts";
 import { OpsError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
@@ -106,7 +104,8 @@ export async function readCurrentInstall(
     if (!options.tolerateNoSystemd) throw err;
     service = { loadState: "not-found", activeState: "inactive", unitFileState: "" };
   }
-  return { files, dirs, service, manifest };
+  const journal = (await deps.files.read(desired.journalPath)) !== null;
+  return { files, dirs, service, manifest, journal };
 }
 
 /** Carries the actions out in order. Returns their descriptions. Throws InstallError at the first failure. */
@@ -150,20 +149,17 @@ async function applyAction(action: Action, deps: InstallDeps): Promise<string | 
       return deps.files.write(action.path, JSON.stringify(action.manifest, null, 2) + "\n", 0o640);
     case "disable-now":
       return deps.services.disableNow(action.unit);
+    case "require-no-journal":
+      // After the service stopped (an update in progress was let finish): a journal left now
+      // is what recovery needs to put the bot back, so nothing more is removed.
+      if ((await deps.files.read(action.path)) !== null) throw unfinishedUpdate(action);
+      return;
     case "reset-failed":
       return deps.services.resetFailed(action.unit);
     case "remove":
       if (action.role === "cron") return deps.cron.remove();
       return deps.files.remove(action.path);
     case "remove-dir": {
-      // Checked now, after the service was stopped: the journal of an update that did not
-      // finish is what recovery needs to put the bot back; removing it would strand the bot.
-      const journal = join(action.path, JOURNAL_FILE);
-      if (action.role === "state" && (await deps.files.read(journal)) !== null) {
-        deps.logger.warn("an unfinished update is recorded; state folder kept", { journal });
-        return `kept folder ${action.path}: ${journal} records an unfinished update. ` +
-          `Run 'hyperbot-ops update' (it finishes that update first), then uninstall again`;
-      }
       const removed = await deps.files.removeDir(action.path, action.recursive);
       if (!removed) {
         deps.logger.warn("folder not empty, left in place", { path: action.path });
@@ -172,4 +168,14 @@ async function applyAction(action: Action, deps: InstallDeps): Promise<string | 
       return;
     }
   }
+}
+
+/** Uninstall refused: the journal of an update that did not finish is still there. */
+export function unfinishedUpdate(where: { path: string; unit: string }): InstallError {
+  return new InstallError("an update is in progress or was left unfinished", {
+    object: where.path,
+    hint: `let the watcher finish it: 'systemctl enable --now ${where.unit}' (it recovers ` +
+      `the journal when it starts, and the bot is put back), wait until 'hyperbot-ops status' ` +
+      `shows no update in progress, then uninstall again`,
+  });
 }

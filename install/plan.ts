@@ -8,6 +8,7 @@
  */
 
 import { dirname, join } from "node:path";
+import { JOURNAL_FILE } from "../lib/adapters/files.ts";
 import { type Config, CONFIG_KEYS, type ConfigKey } from "../lib/config.ts";
 import { renderCron, renderLauncher } from "./cron.ts";
 import { renderUnit, UNIT_DIR } from "./unit.ts";
@@ -48,6 +49,8 @@ export interface DesiredInstall {
   /** In the order they are written: config, launcher, unit, cron. */
   files: DesiredFile[];
   manifestPath: string;
+  /** The update journal: while it exists, an update is in progress or was left unfinished. */
+  journalPath: string;
 }
 
 export interface InstallSettings {
@@ -89,6 +92,8 @@ export interface CurrentInstall {
   dirs: Record<string, number | null>;
   service: { loadState: string; activeState: string; unitFileState: string };
   manifest: Manifest | null;
+  /** The update journal exists (an update runs, or a killed one waits for recovery). */
+  journal: boolean;
 }
 
 export type Action =
@@ -109,6 +114,7 @@ export type Action =
   | { kind: "disable-now"; unit: string }
   | { kind: "reset-failed"; unit: string }
   | { kind: "remove"; role: FileRole | "manifest"; path: string }
+  | { kind: "require-no-journal"; path: string; unit: string }
   | { kind: "remove-dir"; role: DirRole; path: string; recursive: boolean };
 
 /** Seconds systemd waits on stop: long enough for a pull, a verification and a stop to finish. */
@@ -187,6 +193,7 @@ export function desiredInstall(settings: InstallSettings): DesiredInstall {
     dirs: uniqueDirs(dirs),
     files,
     manifestPath: join(config.stateDir, MANIFEST_FILE),
+    journalPath: join(config.stateDir, JOURNAL_FILE),
   };
 }
 
@@ -268,6 +275,7 @@ export function planUninstall(
   const unit = manifest?.unit ?? desired.unit;
   if (current.service.loadState !== "not-found" && current.service.loadState !== "") {
     actions.push({ kind: "disable-now", unit });
+    actions.push({ kind: "require-no-journal", path: desired.journalPath, unit });
   }
   const candidates = manifest
     ? manifest.files.filter((f) => !f.preexisting)
@@ -329,6 +337,8 @@ export function describeAction(action: Action): string {
       return `systemctl reset-failed ${action.unit}`;
     case "remove":
       return `remove ${action.role} file ${action.path}`;
+    case "require-no-journal":
+      return `check that no update is left unfinished (${action.path})`;
     case "remove-dir":
       return `remove folder ${action.path}${action.recursive ? " and its content" : " (if empty)"}`;
   }

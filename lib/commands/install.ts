@@ -18,7 +18,12 @@ import {
 import { UsageError } from "../errors.ts";
 import { loggerFor, setupLogging } from "../log.ts";
 import { systemClock } from "../state.ts";
-import { applyActions, type InstallDeps, readCurrentInstall } from "../../install/apply.ts";
+import {
+  applyActions,
+  type InstallDeps,
+  readCurrentInstall,
+  unfinishedUpdate,
+} from "../../install/apply.ts";
 import { isCronSchedule } from "../../install/cron.ts";
 import { HostInstallFiles } from "../adapters/install_files.ts";
 import {
@@ -142,6 +147,10 @@ export const installCommand: Command = {
     const actions = values.uninstall
       ? planUninstall(current, desired)
       : planInstall(current, desired);
+    // Uninstalling under an unfinished update would take away what puts the bot back.
+    if (values.uninstall && current.journal && actions.length > 0) {
+      throw unfinishedUpdate({ path: desired.journalPath, unit: desired.unit });
+    }
 
     if (actions.length === 0) {
       ctx.stdout(

@@ -367,6 +367,38 @@ Deno.test({
       });
 
       await t.step(
+        "install --uninstall refuses while an update is unfinished, and changes nothing",
+        async () => {
+          // The watcher and cron are stopped, so nothing recovers the planted journal meanwhile.
+          await insideOk(["systemctl", "stop", "cron"]);
+          await insideOk(["systemctl", "stop", UNIT]);
+          const journal = "/var/lib/hyperbot-ops/journal.json";
+          try {
+            await insideOk(["sh", "-c", `echo '{}' > ${journal}`]);
+            const r = await cli(["install", "--uninstall"]);
+            assert.equal(r.code, 1, `${r.stdout}\n${r.stderr}`);
+            assert.match(r.stderr, /an update is in progress or was left unfinished/);
+            assert.match(r.stderr, /systemctl enable --now hyperbot-update-monitor\.service/);
+            for (
+              const path of [
+                journal,
+                "/etc/systemd/system/hyperbot-update-monitor.service",
+                "/etc/cron.d/hyperbot-ops",
+                "/etc/hyperbot-ops/config.json",
+              ]
+            ) {
+              assert.ok(await exists(path), `${path} was removed`);
+            }
+            assert.equal(await show("UnitFileState"), "enabled");
+          } finally {
+            await inside(["rm", "-f", journal]);
+            await insideOk(["systemctl", "start", UNIT]);
+            await insideOk(["systemctl", "start", "cron"]);
+          }
+        },
+      );
+
+      await t.step(
         "install --uninstall leaves nothing behind but the bot, its data and the logs",
         async () => {
           const r = await cli(["install", "--uninstall"]);

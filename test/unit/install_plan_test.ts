@@ -3,6 +3,7 @@ import { dirname } from "node:path";
 import {
   applyActions,
   type InstallDeps,
+  InstallError,
   type InstallFiles,
   readCurrentInstall,
 } from "../../install/apply.ts";
@@ -242,33 +243,49 @@ Deno.test("uninstall removes exactly what install created and leaves data and lo
   assert.ok(services.calls.includes("daemon-reload"));
 
   const again = planUninstall(await readCurrentInstall(deps, desired), desired);
-  assert.deepEqual(again.filter((a) => a.kind !== "disable-now"), []);
+  assert.deepEqual(
+    again.filter((a) => a.kind !== "disable-now" && a.kind !== "require-no-journal"),
+    [],
+  );
 });
 
-Deno.test("uninstall keeps the state folder while it records an unfinished update", async () => {
-  const { deps, files, services } = setup();
+Deno.test("uninstall stops at an unfinished update, right after the service stopped", async () => {
+  const { deps, files, services, cron } = setup();
   const s = settings();
   await install(deps, s);
-  const journal = "/var/lib/hyperbot-ops/journal.json";
-  files.files.set(journal, { content: '{"step":"stop"}', mode: 0o640 });
   const desired = desiredInstall(s);
-  const done = await applyActions(
-    planUninstall(await readCurrentInstall(deps, desired), desired),
-    deps,
-  );
-  assert.ok(files.files.has(journal), "the journal recovery needs is still there");
-  assert.ok(files.dirs.has("/var/lib/hyperbot-ops"));
-  assert.ok(!files.files.has("/etc/systemd/system/hyperbot-update-monitor.service"));
-  assert.equal(services.units.get("hyperbot-update-monitor.service")!.enabled, false);
-  const kept = done.find((d) => d.startsWith("kept folder /var/lib/hyperbot-ops"));
-  assert.ok(kept, done.join("\n"));
-  assert.match(kept, /unfinished update.*hyperbot-ops update.*uninstall again/);
-  assert.ok(!done.some((d) => d.startsWith("remove folder /var/lib/hyperbot-ops")));
+  const journal = "/var/lib/hyperbot-ops/journal.json";
+  assert.equal(desired.journalPath, journal);
+  assert.equal((await readCurrentInstall(deps, desired)).journal, false);
 
-  // Once the update is finished (the journal is gone), uninstalling again removes the folder.
+  // The journal appears after the plan was made (the service, stopping, was killed mid-update).
+  const actions = planUninstall(await readCurrentInstall(deps, desired), desired);
+  files.files.set(journal, { content: '{"step":"stop"}', mode: 0o640 });
+  assert.equal((await readCurrentInstall(deps, desired)).journal, true);
+  await assert.rejects(applyActions(actions, deps), (err: unknown) => {
+    assert.ok(err instanceof InstallError, String(err));
+    assert.match(err.message, /check that no update is left unfinished/);
+    assert.match(String((err.cause as Error)?.message), /in progress or was left unfinished/);
+    assert.match(
+      (err.cause as InstallError).hint ?? "",
+      /systemctl enable --now hyperbot-update-monitor\.service/,
+    );
+    return true;
+  });
+  assert.equal(services.units.get("hyperbot-update-monitor.service")!.enabled, false);
+  assert.ok(files.files.has(journal), "the journal recovery needs is still there");
+  assert.ok(
+    files.files.has("/etc/systemd/system/hyperbot-update-monitor.service"),
+    "the unit stays, so the watcher can be started to finish the update",
+  );
+  assert.ok(files.files.has("/etc/hyperbot-ops/config.json"), "the config stays");
+  assert.notEqual(cron.content, null, "the cron entry stays");
+
+  // Once the update is finished (the journal is gone), uninstalling again removes it all.
   files.files.delete(journal);
   await applyActions(planUninstall(await readCurrentInstall(deps, desired), desired), deps);
   assert.ok(!files.dirs.has("/var/lib/hyperbot-ops"));
+  assert.ok(!files.files.has("/etc/systemd/system/hyperbot-update-monitor.service"));
 });
 
 Deno.test("uninstall keeps a config file that was there before install", async () => {
