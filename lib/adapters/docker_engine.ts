@@ -283,6 +283,8 @@ export class SocketDockerEngine implements DockerEngine {
     const parsed = parseImageRef(ref);
     const headers: Record<string, string> = {};
     if (options.auth) headers["X-Registry-Auth"] = encodeRegistryAuth(options.auth);
+    // Negotiation has its own timeouts; the stall deadline is the pull's alone.
+    await this.#api();
     const stall = new StallDeadline(this.#pullStallMs);
     try {
       let res: Response;

@@ -19,19 +19,21 @@ interface FakeDaemon {
 async function fakeDaemon(
   api: { version: string; min: string; engine: string },
   route: (req: Request, path: string) => Response | Promise<Response>,
+  options: { versionDelayMs?: number } = {},
 ): Promise<FakeDaemon> {
   const dir = await Deno.makeTempDir({ prefix: "hbt-fake-daemon-" });
   const socketPath = join(dir, "docker.sock");
   const requests: string[] = [];
   const server = Deno.serve(
     { transport: "unix", path: socketPath, onListen: () => {} },
-    (req) => {
+    async (req) => {
       const path = new URL(req.url).pathname;
       requests.push(path);
       if (path === "/_ping") {
         return new Response("OK", { headers: { "Api-Version": api.version } });
       }
       if (path === "/version") {
+        await new Promise((r) => setTimeout(r, options.versionDelayMs ?? 0));
         return Response.json({
           Version: api.engine,
           ApiVersion: api.version,
@@ -187,15 +189,29 @@ Deno.test("a pull that goes silent is stopped after the stall deadline, with a c
 Deno.test("a slow pull that keeps sending progress is not stopped", async () => {
   const lines = Array.from({ length: 8 }, (_, i) => progress(i * 10));
   lines.push(JSON.stringify({ status: "Status: Downloaded newer image" }));
-  const daemon = await fakeDaemon(ENGINE_20, () => pullStream(lines, 100, false));
-  // The whole pull takes ~900 ms, three times the stall deadline, but never pauses that long.
-  const engine = new SocketDockerEngine({ socketPath: daemon.socketPath, pullStallMs: 300 });
+  const daemon = await fakeDaemon(ENGINE_20, () => pullStream(lines, 300, false));
+  // The whole pull takes ~2.7 s, more than twice the stall deadline, but never pauses that long.
+  const engine = new SocketDockerEngine({ socketPath: daemon.socketPath, pullStallMs: 1_000 });
   try {
     const seen: number[] = [];
     await engine.pullImage("registry.example.com/hyperbot/app:v2", {
       onProgress: (p) => p.current !== undefined && seen.push(p.current),
     });
     assert.deepEqual(seen, [0, 10, 20, 30, 40, 50, 60, 70]);
+  } finally {
+    engine.close();
+    await daemon.close();
+  }
+});
+
+Deno.test("a slow API version negotiation does not count against the pull's stall deadline", async () => {
+  const lines = [progress(10), JSON.stringify({ status: "Status: Downloaded newer image" })];
+  const daemon = await fakeDaemon(ENGINE_20, () => pullStream(lines, 20, false), {
+    versionDelayMs: 1_500,
+  });
+  const engine = new SocketDockerEngine({ socketPath: daemon.socketPath, pullStallMs: 1_000 });
+  try {
+    await engine.pullImage("registry.example.com/hyperbot/app:v2");
   } finally {
     engine.close();
     await daemon.close();
