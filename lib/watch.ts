@@ -592,7 +592,13 @@ class WatchLoop {
   private async supersede(older: Claim, newer: Claim) {
     this.summary.superseded++;
     this.log.info("trigger superseded by a newer one", { claim: older.stamp, by: newer.stamp });
+    const olderId = peekRequestId(older.content);
     const newerId = peekRequestId(newer.content);
+    // The same request sent again: the newer copy answers for it.
+    if (olderId !== undefined && olderId === newerId) {
+      await this.deps.inbox.remove(older).catch(() => {});
+      return;
+    }
     const reason = `superseded by a newer request${newerId ? ` (${newerId})` : ""} before it ran`;
     let request: TriggerRequest | null = null;
     try {
@@ -600,7 +606,14 @@ class WatchLoop {
     } catch {
       // Invalid as well: the history line says only that it was superseded.
     }
-    if (this.rejectionLogs.take(this.now()).ok) {
+    // Shares the rejections' budget: a flood of requests cannot flood the history either.
+    const budget = this.rejectionLogs.take(this.now());
+    if (budget.suppressedBefore > 0) {
+      this.log.warn("rejected triggers suppressed from the log", {
+        suppressed: budget.suppressedBefore,
+      });
+    }
+    if (budget.ok) {
       try {
         await this.deps.status.appendHistory(this.statusFor(older, request, "rejected", reason));
       } catch (err) {

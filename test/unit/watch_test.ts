@@ -312,7 +312,27 @@ Deno.test("a superseded request is told in the history, with its request id", as
   assert.equal(superseded[0].state, "rejected");
   assert.equal(superseded[0].image, `${IMAGE}:v1`);
   assert.match(superseded[0].error ?? "", /superseded by a newer request \(req-2\) before it ran/);
-  assert.notEqual(h.status.current?.requestId, "req-1", "the status file is the newer one's");
+  assert.equal(h.status.current, null, "the status file is left to the newer request");
+});
+
+Deno.test("the same request id sent twice is not told as superseded", async () => {
+  const h = harness();
+  for (const stamp of ["000001", "000002"]) {
+    h.inbox.claims.set(stamp, {
+      stamp,
+      claimedAt: Number(stamp),
+      startedAt: null,
+      content: fileOf(JSON.stringify({ image: `${IMAGE}:v2`, id: "req-1" })),
+    });
+  }
+  const running = h.start();
+  await until("the update", () => h.requests.length === 1);
+  h.stop.abort();
+  const summary = await running;
+  assert.equal(h.requests[0].requestId, "req-1");
+  assert.equal(summary.superseded, 1);
+  assert.deepEqual(h.status.history, [], "no 'superseded' line for a request that runs");
+  assert.equal(h.inbox.claims.size, 0);
 });
 
 Deno.test("a trigger written during an update waits for the next turn", async () => {
