@@ -232,7 +232,7 @@ export function engineContract(label: string, factory: () => Promise<ContractSub
     await eventually("the container is healthy", async () => {
       const info = await engine.inspectContainer(id);
       return info?.health === "healthy" ? true : undefined;
-    });
+    }, { timeoutMs: 15_000 });
     // Starting a running container again is not an error.
     await engine.startContainer(id);
     await engine.stopContainer(id, { timeoutSeconds: 10 });
@@ -291,7 +291,7 @@ export function engineContract(label: string, factory: () => Promise<ContractSub
     const logs = await eventually("both lines are logged", async () => {
       const text = await engine.containerLogs(id, 10);
       return CONTRACT_IMAGE_LOGS.every((l) => text.includes(l)) ? text : undefined;
-    });
+    }, { timeoutMs: 15_000 });
     assert.equal(logs, CONTRACT_IMAGE_LOGS.map((l) => `${l}\n`).join(""));
     assert.equal(await engine.containerLogs(id, 1), "hello-stderr\n");
     await engine.stopContainer(id, { timeoutSeconds: 5, signal: "SIGKILL" });

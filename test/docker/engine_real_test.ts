@@ -222,7 +222,7 @@ realTest("logs of a TTY container come back as written, without frame headers", 
   const logs = await eventually("the line is logged", async () => {
     const text = await engine.containerLogs(id, 5);
     return text.includes("tty-line") ? text : undefined;
-  });
+  }, { timeoutMs: 15_000 });
   assert.equal(logs.replaceAll("\r", ""), "tty-line\n");
 });
 

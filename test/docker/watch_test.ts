@@ -453,7 +453,9 @@ Deno.test("SIGTERM during an update lets it finish before exit", opts, async () 
   const bot = await startBot("sigterm");
   // A verification window long enough that a loaded machine cannot miss it.
   const args = [...bot.args];
-  args[args.indexOf("--stable-seconds") + 1] = "5";
+  const at = args.indexOf("--stable-seconds");
+  assert.ok(at >= 0, "startBot passes --stable-seconds");
+  args[at + 1] = "5";
   const watch = await startWatch({ ...bot, args });
   try {
     await ready(bot, watch);
