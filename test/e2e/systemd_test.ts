@@ -300,15 +300,18 @@ Deno.test({
           timings["trigger -> finished"] = (Date.now() - start) / 1000;
           const status = JSON.parse(await readHost(join(DATA_DIR, ".update_status.json")));
           assert.ok(["succeeded", "unchanged"].includes(status.state), JSON.stringify(status));
-          // The log file is flushed a moment after the status file is written.
+          // The log file is flushed a moment after the status file is written: wait for the
+          // update's last line, not its first.
+          const finished = /update finished: (updated|unchanged)/;
           await waitUntil(
-            `update.log to show ${image}`,
+            "update.log to show the update finished",
             10_000,
             async () =>
-              (await readHost(join(LOG_DIR, "update.log"))).slice(before.length).includes(image),
+              finished.test((await readHost(join(LOG_DIR, "update.log"))).slice(before.length)),
           );
           const log = (await readHost(join(LOG_DIR, "update.log"))).slice(before.length);
-          assert.match(log, /update finished: (updated|unchanged)/);
+          assert.match(log, finished);
+          assert.ok(log.includes(image), log);
           assert.equal(
             (await dockerOk("inspect", BOT, "--format", "{{.State.Running}}")).trim(),
             "true",
