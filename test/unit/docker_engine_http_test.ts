@@ -65,41 +65,30 @@ async function fakeDaemon(
 const DOCKER_29 = { version: "1.52", min: "1.44", engine: "29.0.0" };
 const ENGINE_20 = { version: "1.41", min: "1.12", engine: "20.10.24" };
 
-Deno.test("against a Docker 29 daemon (API 1.44 to 1.52) requests go out as v1.47", async () => {
-  const daemon = await fakeDaemon(DOCKER_29, (_req, path) => {
-    if (path.endsWith("/containers/bot/json")) {
-      return Response.json({ message: "no" }, { status: 404 });
+for (
+  const [label, api, expected] of [
+    ["a Docker 29 daemon (API 1.44 to 1.52)", DOCKER_29, "1.47"],
+    ["Engine 20.10 (API 1.41)", ENGINE_20, "1.41"],
+  ] as const
+) {
+  Deno.test(`against ${label} requests go out as v${expected}`, async () => {
+    const daemon = await fakeDaemon(api, (_req, path) => {
+      if (path.endsWith("/containers/bot/json")) {
+        return Response.json({ message: "no such container" }, { status: 404 });
+      }
+      return new Response("unexpected", { status: 500 });
+    });
+    const engine = new SocketDockerEngine({ socketPath: daemon.socketPath });
+    try {
+      assert.deepEqual(await engine.ping(), { apiVersion: expected, engineVersion: api.engine });
+      assert.equal(await engine.inspectContainer("bot"), null);
+      assert.equal(daemon.requests.at(-1), `/v${expected}/containers/bot/json`);
+    } finally {
+      engine.close();
+      await daemon.close();
     }
-    return new Response("unexpected", { status: 500 });
   });
-  const engine = new SocketDockerEngine({ socketPath: daemon.socketPath });
-  try {
-    assert.deepEqual(await engine.ping(), { apiVersion: "1.47", engineVersion: "29.0.0" });
-    assert.equal(await engine.inspectContainer("bot"), null);
-    assert.deepEqual(daemon.requests.at(-1), "/v1.47/containers/bot/json");
-  } finally {
-    engine.close();
-    await daemon.close();
-  }
-});
-
-Deno.test("against Engine 20.10 (API 1.41) requests go out as v1.41", async () => {
-  const daemon = await fakeDaemon(ENGINE_20, (_req, path) => {
-    if (path.endsWith("/containers/bot/json")) {
-      return Response.json({ message: "no" }, { status: 404 });
-    }
-    return new Response("unexpected", { status: 500 });
-  });
-  const engine = new SocketDockerEngine({ socketPath: daemon.socketPath });
-  try {
-    assert.equal((await engine.ping()).apiVersion, "1.41");
-    assert.equal(await engine.inspectContainer("bot"), null);
-    assert.equal(daemon.requests.at(-1), "/v1.41/containers/bot/json");
-  } finally {
-    engine.close();
-    await daemon.close();
-  }
-});
+}
 
 Deno.test("a daemon whose minimum API is above ours is refused with a clear error", async () => {
   const daemon = await fakeDaemon(
