@@ -66,6 +66,14 @@ const SHOW_PROPERTIES = [
   "Result",
 ];
 
+/**
+ * How long a start, stop or restart may take. Stopping the watcher lets an update in progress
+ * finish, which systemd bounds by the unit's TimeoutStopSec (about 8 minutes with the defaults);
+ * giving up sooner would report a failure while systemd's job goes on. This limit only guards
+ * against a systemd that never answers.
+ */
+const JOB_WAIT_MS = 30 * 60_000;
+
 /** The real systemd, through the `systemctl` program. */
 export class SystemctlServiceManager implements ServiceManager {
   constructor(
@@ -83,17 +91,17 @@ export class SystemctlServiceManager implements ServiceManager {
   }
 
   async enableNow(unit: string): Promise<void> {
-    await this.run(["enable", "--now", unit]);
+    await this.run(["enable", "--now", unit], JOB_WAIT_MS);
   }
 
   async disableNow(unit: string): Promise<void> {
     const status = await this.status(unit);
     if (status.loadState === "not-found") return;
-    await this.run(["disable", "--now", unit]);
+    await this.run(["disable", "--now", unit], JOB_WAIT_MS);
   }
 
   async restart(unit: string): Promise<void> {
-    await this.run(["restart", unit]);
+    await this.run(["restart", unit], JOB_WAIT_MS);
   }
 
   async resetFailed(unit: string): Promise<void> {
