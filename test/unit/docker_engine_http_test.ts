@@ -231,3 +231,54 @@ Deno.test("an error line in the pull stream fails the pull with the daemon's mes
     await daemon.close();
   }
 });
+
+for (
+  const [label, api, calls] of [
+    ["Docker 29 (API 1.47): every network in the create call", DOCKER_29, [
+      "POST /v1.47/containers/create net-a,net-b",
+    ]],
+    [
+      "Engine 20.10 (API 1.41): the primary network at create, the other connected after",
+      ENGINE_20,
+      [
+        "POST /v1.41/containers/create net-a",
+        "POST /v1.41/networks/net-b/connect",
+      ],
+    ],
+  ] as const
+) {
+  Deno.test(`a container on two networks, against ${label}`, async () => {
+    const seen: string[] = [];
+    const daemon = await fakeDaemon(api, async (req, path) => {
+      if (path.endsWith("/containers/create")) {
+        const body = await req.json();
+        const nets = Object.keys(body.NetworkingConfig?.EndpointsConfig ?? {}).sort();
+        seen.push(`${req.method} ${path} ${nets.join(",")}`);
+        return Response.json({ Id: "c0ffee" }, { status: 201 });
+      }
+      if (path.endsWith("/connect")) {
+        const body = await req.json();
+        assert.equal(body.Container, "c0ffee");
+        assert.deepEqual(body.EndpointConfig?.Aliases, ["bot-b"]);
+        seen.push(`${req.method} ${path}`);
+        return new Response(null, { status: 200 });
+      }
+      return new Response("unexpected", { status: 500 });
+    });
+    const engine = new SocketDockerEngine({ socketPath: daemon.socketPath });
+    try {
+      const id = await engine.createContainer("bot-updating", {
+        Image: "registry.example.com/hyperbot/app:v2",
+        HostConfig: { NetworkMode: "net-a" },
+        NetworkingConfig: {
+          EndpointsConfig: { "net-a": { Aliases: ["bot-a"] }, "net-b": { Aliases: ["bot-b"] } },
+        },
+      });
+      assert.equal(id, "c0ffee");
+      assert.deepEqual(seen, calls);
+    } finally {
+      engine.close();
+      await daemon.close();
+    }
+  });
+}
