@@ -67,19 +67,26 @@ const SHOW_PROPERTIES = [
 ];
 
 /**
- * How long a start, stop or restart may take. Stopping the watcher lets an update in progress
- * finish, which systemd bounds by the unit's TimeoutStopSec (about 8 minutes with the defaults);
- * giving up sooner would report a failure while systemd's job goes on. This limit only guards
+ * How long a start, stop or restart may take at the least. Stopping the watcher lets an update in
+ * progress finish, which systemd bounds by the unit's TimeoutStopSec (about 8 minutes with the
+ * defaults); giving up sooner would report a failure while systemd's job goes on. Callers that
+ * know the unit's TimeoutStopSec pass a longer wait when it needs one. The limit only guards
  * against a systemd that never answers.
  */
-const JOB_WAIT_MS = 30 * 60_000;
+export const MIN_JOB_WAIT_MS = 30 * 60_000;
 
 /** The real systemd, through the `systemctl` program. */
 export class SystemctlServiceManager implements ServiceManager {
+  private readonly jobWaitMs: number;
+
+  /** `stopTimeoutSeconds`: the unit's TimeoutStopSec, when known (the job wait covers it). */
   constructor(
     private readonly systemctl = "systemctl",
     private readonly runner: CommandRunner = runCommand,
-  ) {}
+    stopTimeoutSeconds = 0,
+  ) {
+    this.jobWaitMs = Math.max(MIN_JOB_WAIT_MS, (stopTimeoutSeconds + 120) * 1000);
+  }
 
   async status(unit: string): Promise<ServiceStatus> {
     const out = await this.run(["show", unit, `--property=${SHOW_PROPERTIES.join(",")}`]);
@@ -91,17 +98,17 @@ export class SystemctlServiceManager implements ServiceManager {
   }
 
   async enableNow(unit: string): Promise<void> {
-    await this.run(["enable", "--now", unit], JOB_WAIT_MS);
+    await this.run(["enable", "--now", unit], this.jobWaitMs);
   }
 
   async disableNow(unit: string): Promise<void> {
     const status = await this.status(unit);
     if (status.loadState === "not-found") return;
-    await this.run(["disable", "--now", unit], JOB_WAIT_MS);
+    await this.run(["disable", "--now", unit], this.jobWaitMs);
   }
 
   async restart(unit: string): Promise<void> {
-    await this.run(["restart", unit], JOB_WAIT_MS);
+    await this.run(["restart", unit], this.jobWaitMs);
   }
 
   async resetFailed(unit: string): Promise<void> {

@@ -6,6 +6,8 @@
 import { FileHeartbeatStore } from "../heartbeat.ts";
 import { SocketDockerEngine } from "../adapters/docker_engine.ts";
 import { SystemctlServiceManager } from "../adapters/systemctl.ts";
+import { runCommand } from "../adapters/run_command.ts";
+import { stopTimeoutSeconds } from "../../install/plan.ts";
 import { loadConfig, socketPath } from "../config.ts";
 import { checkHealth, renderHealth } from "../health.ts";
 import { loggerFor, setupLogging } from "../log.ts";
@@ -52,7 +54,11 @@ export const healthCommand: Command = {
     try {
       const report = await checkHealth(
         {
-          services: new SystemctlServiceManager(),
+          services: new SystemctlServiceManager(
+            "systemctl",
+            runCommand,
+            stopTimeoutSeconds(config),
+          ),
           heartbeat: new FileHeartbeatStore(config.stateDir),
           docker,
           clock: systemClock,

@@ -7,6 +7,7 @@
 import { isAbsolute, resolve } from "node:path";
 import { CronDirTable } from "../adapters/crontab.ts";
 import { SystemctlServiceManager } from "../adapters/systemctl.ts";
+import { runCommand } from "../adapters/run_command.ts";
 import {
   CONFIG_KEYS,
   type ConfigInput,
@@ -33,6 +34,7 @@ import {
   desiredInstall,
   planInstall,
   planUninstall,
+  stopTimeoutSeconds,
 } from "../../install/plan.ts";
 import { type Command, CONFIG_FLAGS_HELP, configFlags, parseCommandArgs } from "./common.ts";
 import { basename, dirname } from "node:path";
@@ -132,7 +134,7 @@ export const installCommand: Command = {
 
     const deps: InstallDeps = {
       files: new HostInstallFiles(),
-      services: new SystemctlServiceManager(),
+      services: new SystemctlServiceManager("systemctl", runCommand, stopTimeoutSeconds(config)),
       cron: new CronDirTable(dirname(cronFile), basename(cronFile)),
       logger: loggerFor("install"),
     };
