@@ -104,7 +104,7 @@ export async function readCurrentInstall(
     if (!options.tolerateNoSystemd) throw err;
     service = { loadState: "not-found", activeState: "inactive", unitFileState: "" };
   }
-  const journal = (await deps.files.read(desired.journalPath)) !== null;
+  const journal = journalPending(await deps.files.read(desired.journalPath));
   return { files, dirs, service, manifest, journal };
 }
 
@@ -116,11 +116,13 @@ export async function applyActions(actions: Action[], deps: InstallDeps): Promis
     try {
       what = (await applyAction(action, deps)) ?? what;
     } catch (err) {
+      // The cause's own advice comes first: it knows what to do about itself.
+      const advice = err instanceof OpsError && err.hint
+        ? err.hint
+        : "fix the cause and run install again";
       throw new InstallError(`install step failed: ${what}`, {
         cause: err,
-        hint: done.length > 0
-          ? `done before it: ${done.join("; ")}. Fix the cause and run install again`
-          : "fix the cause and run install again",
+        hint: done.length > 0 ? `${advice} (done before it: ${done.join("; ")})` : advice,
       });
     }
     deps.logger.info(what, { step: action.kind });
@@ -152,7 +154,9 @@ async function applyAction(action: Action, deps: InstallDeps): Promise<string | 
     case "require-no-journal":
       // After the service stopped (an update in progress was let finish): a journal left now
       // is what recovery needs to put the bot back, so nothing more is removed.
-      if ((await deps.files.read(action.path)) !== null) throw unfinishedUpdate(action);
+      if (journalPending(await deps.files.read(action.path))) {
+        throw unfinishedUpdate({ ...action, unitLoaded: true });
+      }
       return;
     case "reset-failed":
       return deps.services.resetFailed(action.unit);
@@ -170,12 +174,35 @@ async function applyAction(action: Action, deps: InstallDeps): Promise<string | 
   }
 }
 
+/**
+ * Whether the update journal still has work for recovery: it exists and is not marked finished
+ * (a finished one only waits to be cleared). One that cannot be read counts as pending.
+ */
+export function journalPending(file: CurrentFile | null): boolean {
+  if (file === null) return false;
+  try {
+    return (JSON.parse(file.content) as { finished?: unknown })?.finished !== true;
+  } catch {
+    return true;
+  }
+}
+
 /** Uninstall refused: the journal of an update that did not finish is still there. */
-export function unfinishedUpdate(where: { path: string; unit: string }): InstallError {
+export function unfinishedUpdate(where: {
+  path: string;
+  unit: string;
+  /** Whether systemd knows the unit (else the watcher is run by hand). */
+  unitLoaded: boolean;
+  configFile?: string;
+}): InstallError {
+  const watcher = where.unitLoaded
+    ? `start the watcher: 'systemctl enable --now ${where.unit}'`
+    : `run the watcher by hand: 'hyperbot-ops watch${
+      where.configFile ? ` --config ${where.configFile}` : ""
+    }' (Ctrl-C once it is idle)`;
   return new InstallError("an update is in progress or was left unfinished", {
     object: where.path,
-    hint: `let the watcher finish it: 'systemctl enable --now ${where.unit}' (it recovers ` +
-      `the journal when it starts, and the bot is put back), wait until 'hyperbot-ops status' ` +
-      `shows no update in progress, then uninstall again`,
+    hint: `${watcher}; at start it recovers the journal and puts the bot back. Uninstall again ` +
+      `once ${where.path} is gone (monitor.log says what the recovery did)`,
   });
 }

@@ -273,21 +273,25 @@ export function planUninstall(
   const actions: Action[] = [];
   const manifest = current.manifest;
   const unit = manifest?.unit ?? desired.unit;
-  if (current.service.loadState !== "not-found" && current.service.loadState !== "") {
-    actions.push({ kind: "disable-now", unit });
-    actions.push({ kind: "require-no-journal", path: desired.journalPath, unit });
-  }
   const candidates = manifest
     ? manifest.files.filter((f) => !f.preexisting)
     : desired.files.filter((f) => f.role !== "config");
-  let unitRemoved = false;
+  const removals: Action[] = [];
   for (const file of candidates) {
     const now = current.files[file.path] ?? null;
     if (now === null) continue;
     if (!manifest && !now.content.includes(INSTALLED_MARK)) continue;
-    actions.push({ kind: "remove", role: file.role, path: file.path });
-    if (file.role === "unit") unitRemoved = true;
+    removals.push({ kind: "remove", role: file.role, path: file.path });
   }
+  // The cron entry goes first: a health run must not start the watcher again while it stops.
+  actions.push(...removals.filter((a) => a.kind === "remove" && a.role === "cron"));
+  if (current.service.loadState !== "not-found" && current.service.loadState !== "") {
+    actions.push({ kind: "disable-now", unit });
+    actions.push({ kind: "require-no-journal", path: desired.journalPath, unit });
+  }
+  const rest = removals.filter((a) => !(a.kind === "remove" && a.role === "cron"));
+  actions.push(...rest);
+  const unitRemoved = rest.some((a) => a.kind === "remove" && a.role === "unit");
   if (unitRemoved) {
     actions.push({ kind: "daemon-reload" });
     actions.push({ kind: "reset-failed", unit });

@@ -55,7 +55,8 @@ Options:
                          and the service restarted.
   --uninstall            stop and disable the service, remove what install wrote (recorded in
                          <stateDir>/install-manifest.json). The bot container, its data and the
-                         logs stay. With --dry-run: only print.
+                         logs stay. With --dry-run: only print. Refused (exit 1, nothing changed)
+                         while an update is in progress or unfinished (<stateDir>/journal.json).
   --cron-schedule SPEC   when cron runs 'health' (default "*/5 * * * *")
 
 Settings given as config flags (or environment variables) are saved in the config file
@@ -151,7 +152,13 @@ export const installCommand: Command = {
       : planInstall(current, desired);
     // Uninstalling under an unfinished update would take away what puts the bot back.
     if (values.uninstall && current.journal && actions.length > 0) {
-      throw unfinishedUpdate({ path: desired.journalPath, unit: desired.unit });
+      const loaded = current.service.loadState !== "not-found" && current.service.loadState !== "";
+      throw unfinishedUpdate({
+        path: desired.journalPath,
+        unit: current.manifest?.unit ?? desired.unit,
+        unitLoaded: loaded,
+        configFile,
+      });
     }
 
     if (actions.length === 0) {

@@ -5,6 +5,7 @@ import {
   type InstallDeps,
   InstallError,
   type InstallFiles,
+  journalPending,
   readCurrentInstall,
 } from "../../install/apply.ts";
 import {
@@ -16,6 +17,7 @@ import {
   planUninstall,
 } from "../../install/plan.ts";
 import { loadConfig } from "../../lib/config.ts";
+import { describeError } from "../../lib/errors.ts";
 import { MemoryLogger } from "../../lib/log.ts";
 import { FakeCronTable } from "../fakes/crontab.ts";
 import { FakeServiceManager } from "../fakes/systemctl.ts";
@@ -264,12 +266,16 @@ Deno.test("uninstall stops at an unfinished update, right after the service stop
   assert.equal((await readCurrentInstall(deps, desired)).journal, true);
   await assert.rejects(applyActions(actions, deps), (err: unknown) => {
     assert.ok(err instanceof InstallError, String(err));
-    assert.match(err.message, /check that no update is left unfinished/);
-    assert.match(String((err.cause as Error)?.message), /in progress or was left unfinished/);
+    // What main.ts prints: the message with its cause, and the cause's own advice first.
+    const shown = describeError(err);
+    assert.match(shown.message, /check that no update is left unfinished/);
+    assert.match(shown.message, /in progress or was left unfinished/);
     assert.match(
-      (err.cause as InstallError).hint ?? "",
-      /systemctl enable --now hyperbot-update-monitor\.service/,
+      shown.hint ?? "",
+      /^start the watcher: 'systemctl enable --now hyperbot-update-monitor\.service'/,
     );
+    assert.match(shown.hint ?? "", /once \/var\/lib\/hyperbot-ops\/journal\.json is gone/);
+    assert.match(shown.hint ?? "", /done before it: remove cron file/);
     return true;
   });
   assert.equal(services.units.get("hyperbot-update-monitor.service")!.enabled, false);
@@ -279,13 +285,31 @@ Deno.test("uninstall stops at an unfinished update, right after the service stop
     "the unit stays, so the watcher can be started to finish the update",
   );
   assert.ok(files.files.has("/etc/hyperbot-ops/config.json"), "the config stays");
-  assert.notEqual(cron.content, null, "the cron entry stays");
+  assert.equal(cron.content, null, "the cron entry went first, so health cannot race the stop");
 
   // Once the update is finished (the journal is gone), uninstalling again removes it all.
   files.files.delete(journal);
   await applyActions(planUninstall(await readCurrentInstall(deps, desired), desired), deps);
   assert.ok(!files.dirs.has("/var/lib/hyperbot-ops"));
   assert.ok(!files.files.has("/etc/systemd/system/hyperbot-update-monitor.service"));
+});
+
+Deno.test("a journal marked finished does not hold uninstall back; an unreadable one does", () => {
+  assert.equal(journalPending(null), false);
+  assert.equal(journalPending({ content: '{"id":"u1","finished":true}', mode: 0o600 }), false);
+  assert.equal(journalPending({ content: '{"id":"u1","step":"verify"}', mode: 0o600 }), true);
+  assert.equal(journalPending({ content: "{not json", mode: 0o600 }), true);
+});
+
+Deno.test("uninstall removes the cron entry before it stops the service", async () => {
+  const { deps } = setup();
+  const s = settings();
+  await install(deps, s);
+  const desired = desiredInstall(s);
+  const kinds = planUninstall(await readCurrentInstall(deps, desired), desired).map((a) =>
+    a.kind === "remove" ? `remove ${a.role}` : a.kind
+  );
+  assert.deepEqual(kinds.slice(0, 3), ["remove cron", "disable-now", "require-no-journal"]);
 });
 
 Deno.test("uninstall keeps a config file that was there before install", async () => {
