@@ -571,7 +571,7 @@ class WatchLoop {
     const reason = describeError(err).message;
     const budget = this.rejectionLogs.take(this.now());
     if (budget.suppressedBefore > 0) {
-      this.log.warn("rejected triggers suppressed from the log", {
+      this.log.warn("rejected or superseded triggers left out of the log and history", {
         suppressed: budget.suppressedBefore,
       });
     }
@@ -591,11 +591,11 @@ class WatchLoop {
    */
   private async supersede(older: Claim, newer: Claim) {
     this.summary.superseded++;
-    this.log.info("trigger superseded by a newer one", { claim: older.stamp, by: newer.stamp });
     const olderId = peekRequestId(older.content);
     const newerId = peekRequestId(newer.content);
     // The same request sent again: the newer copy answers for it.
     if (olderId !== undefined && olderId === newerId) {
+      this.log.debug("trigger sent again", { claim: older.stamp, by: newer.stamp });
       await this.deps.inbox.remove(older).catch(() => {});
       return;
     }
@@ -609,11 +609,12 @@ class WatchLoop {
     // Shares the rejections' budget: a flood of requests cannot flood the history either.
     const budget = this.rejectionLogs.take(this.now());
     if (budget.suppressedBefore > 0) {
-      this.log.warn("rejected triggers suppressed from the log", {
+      this.log.warn("rejected or superseded triggers left out of the log and history", {
         suppressed: budget.suppressedBefore,
       });
     }
     if (budget.ok) {
+      this.log.info("trigger superseded by a newer one", { claim: older.stamp, by: newer.stamp });
       try {
         await this.deps.status.appendHistory(this.statusFor(older, request, "rejected", reason));
       } catch (err) {
@@ -625,7 +626,11 @@ class WatchLoop {
 
   private flushSuppressed() {
     const suppressed = this.rejectionLogs.roll(this.now());
-    if (suppressed > 0) this.log.warn("rejected triggers suppressed from the log", { suppressed });
+    if (suppressed > 0) {
+      this.log.warn("rejected or superseded triggers left out of the log and history", {
+        suppressed,
+      });
+    }
   }
 
   private statusFor(
