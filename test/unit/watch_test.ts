@@ -240,15 +240,14 @@ Deno.test("an inotify event is acted on at once, not at the next rescan", async 
   const h = harness();
   const running = h.start({ rescanMs: 10_000, debounceMs: 50, maxDelayMs: 80 });
   await until("the folder watch", () => h.watcher.active !== null);
-  const t0 = performance.now();
   h.inbox.write(`${IMAGE}:v2`);
   h.watcher.fire();
+  // until() gives up after 3 s, long before the 10 s rescan: only the event can have done it.
+  // The 100 ms target itself is bench/'s to measure.
   await until("the update", () => h.requests.length === 1);
-  const latency = performance.now() - t0;
   h.stop.abort();
   await running;
-  // Far sooner than the 10 s rescan. The 100 ms target itself is bench/'s to measure.
-  assert.ok(latency < 5_000, `took ${latency.toFixed(0)} ms`);
+  assert.equal(h.requests[0].image, `${IMAGE}:v2`);
 });
 
 Deno.test("a burst of writes leads to one update of the last request", async () => {
