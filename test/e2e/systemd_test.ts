@@ -2,7 +2,8 @@
  * End to end on a real systemd: a debootstrap'd Debian bookworm (scripts/build-systemd-rootfs.sh)
  * boots systemd as PID 1 in a container, with the host's Docker socket, the deno binary, the
  * repository (read-only) and the Deno cache mounted. In it: `install --apply`, the runbook's
- * three recovery tests, a real cron run of `health`, idempotent reinstall, and `--uninstall`.
+ * three recovery tests, a real cron run of `health`, a hung (frozen) watcher repaired by
+ * `health`, idempotent reinstall, and `--uninstall` (refused while an update is unfinished).
  *
  * The bot container runs on the host daemon; its data folder has the same path on the host
  * and in the systemd container (bind mounts given to the daemon use host paths).
@@ -93,6 +94,24 @@ async function readHost(path: string): Promise<string> {
 
 async function exists(path: string): Promise<boolean> {
   return (await inside(["test", "-e", path])).code === 0;
+}
+
+/** Runs the command of the installed cron line, with cron's bare environment. */
+async function healthAsCronRunsIt(): Promise<Result> {
+  const line = (await insideOk(["cat", "/etc/cron.d/hyperbot-ops"])).split("\n")
+    .find((l) => /^[\d*]/.test(l))!;
+  const command = line.split(/\s+/).slice(6).join(" ");
+  return await inside([
+    "env",
+    "-i",
+    "PATH=/usr/bin:/bin",
+    "HOME=/root",
+    "SHELL=/bin/sh",
+    "LOGNAME=root",
+    "/bin/sh",
+    "-c",
+    command,
+  ]);
 }
 
 /** The preconditions, each failing with what to do. */
@@ -263,21 +282,8 @@ Deno.test({
         async () => {
           await insideOk(["systemctl", "stop", UNIT]);
           assert.equal(await show("ActiveState"), "inactive");
-          const line = (await insideOk(["cat", "/etc/cron.d/hyperbot-ops"])).split("\n")
-            .find((l) => /^[\d*]/.test(l))!;
-          const command = line.split(/\s+/).slice(6).join(" ");
           const start = Date.now();
-          const r = await inside([
-            "env",
-            "-i",
-            "PATH=/usr/bin:/bin",
-            "HOME=/root",
-            "SHELL=/bin/sh",
-            "LOGNAME=root",
-            "/bin/sh",
-            "-c",
-            command,
-          ]);
+          const r = await healthAsCronRunsIt();
           timings["health repair (stop -> active)"] = (Date.now() - start) / 1000;
           assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
           assert.match(r.stdout, /🔧 watcher was stopped: restarted/);
@@ -368,6 +374,58 @@ Deno.test({
           /^nothing to change/,
         );
       });
+
+      await t.step(
+        "a hung watcher (frozen, its heartbeat stale) is killed and restarted by health",
+        async () => {
+          // health gives a watcher that started less than 90 s ago time to beat: wait that out.
+          const enter = await insideOk([
+            "systemctl",
+            "show",
+            UNIT,
+            "-p",
+            "ActiveEnterTimestamp",
+            "--value",
+            "--timestamp=unix",
+          ]);
+          const since = Number(enter.trim().replace(/^@/, "")) * 1000;
+          assert.ok(since > 0, `ActiveEnterTimestamp: ${enter}`);
+          const wait = since + 92_000 - Date.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          const pid = await show("MainPID");
+          await insideOk(["systemctl", "stop", "cron"]);
+          try {
+            // Frozen: it holds its pid and the unit stays active, but it no longer beats. The
+            // heartbeat it left is made 5 minutes old rather than waiting 90 s for it to age.
+            await insideOk(["kill", "-STOP", pid]);
+            const stale = new Date(Date.now() - 300_000).toISOString();
+            await insideOk([
+              "sh",
+              "-c",
+              `printf '%s' '{"timestamp":"${stale}","pid":${pid},"state":"idle",` +
+              `"startedAt":"${stale}","intervalMs":30000}' > /var/lib/hyperbot-ops/heartbeat.json`,
+            ]);
+            const checked = await cli(["health", "--no-fix"]);
+            assert.notEqual(checked.code, 0, checked.stdout);
+            assert.match(checked.stdout, /is hung: its heartbeat is stale/);
+            assert.equal(await show("MainPID"), pid, "--no-fix changed nothing");
+
+            const r = await healthAsCronRunsIt();
+            assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+            assert.match(r.stdout, /🔧 watcher was hung: killed and restarted; pid \d+/);
+            const now = await show("MainPID");
+            assert.notEqual(now, pid);
+            assert.equal(await show("ActiveState"), "active");
+            await waitUntil("the new watcher's heartbeat", 15_000, async () => {
+              const hb = await inside(["cat", "/var/lib/hyperbot-ops/heartbeat.json"]);
+              return hb.stdout.includes(`"pid":${now}`) || hb.stdout.includes(`"pid": ${now}`);
+            });
+          } finally {
+            await inside(["kill", "-CONT", pid]);
+            await insideOk(["systemctl", "start", "cron"]);
+          }
+        },
+      );
 
       await t.step(
         "install --uninstall refuses while an update is unfinished, and changes nothing",
