@@ -48,6 +48,10 @@ class FakeInbox implements TriggerInbox {
   write(text: string) {
     this.trigger = { kind: "file", bytes: new TextEncoder().encode(text) };
   }
+  /** A claim a previous run left in stateDir (`startedAt`: when it was handed to an update). */
+  stage(stamp: string, text: string, startedAt: number | null = null) {
+    this.claims.set(stamp, { stamp, claimedAt: Number(stamp), startedAt, content: fileOf(text) });
+  }
   claim(): Promise<Claim | null> {
     this.calls.push("claim");
     if (!this.trigger || this.dirId === null) return Promise.resolve(null);
@@ -267,18 +271,8 @@ Deno.test("a burst of writes leads to one update of the last request", async () 
 
 Deno.test("claims waiting together run only the newest; the older ones are superseded", async () => {
   const h = harness();
-  h.inbox.claims.set("000001", {
-    stamp: "000001",
-    claimedAt: 1,
-    startedAt: null,
-    content: fileOf(`${IMAGE}:v1`),
-  });
-  h.inbox.claims.set("000002", {
-    stamp: "000002",
-    claimedAt: 2,
-    startedAt: null,
-    content: fileOf(`${IMAGE}:v2`),
-  });
+  h.inbox.stage("000001", `${IMAGE}:v1`);
+  h.inbox.stage("000002", `${IMAGE}:v2`);
   const running = h.start();
   await until("the update", () => h.requests.length === 1);
   h.stop.abort();
@@ -290,18 +284,8 @@ Deno.test("claims waiting together run only the newest; the older ones are super
 
 Deno.test("a superseded request is told in the history, with its request id", async () => {
   const h = harness();
-  h.inbox.claims.set("000001", {
-    stamp: "000001",
-    claimedAt: 1,
-    startedAt: null,
-    content: fileOf(JSON.stringify({ image: `${IMAGE}:v1`, id: "req-1" })),
-  });
-  h.inbox.claims.set("000002", {
-    stamp: "000002",
-    claimedAt: 2,
-    startedAt: null,
-    content: fileOf(JSON.stringify({ image: `${IMAGE}:v2`, id: "req-2" })),
-  });
+  h.inbox.stage("000001", JSON.stringify({ image: `${IMAGE}:v1`, id: "req-1" }));
+  h.inbox.stage("000002", JSON.stringify({ image: `${IMAGE}:v2`, id: "req-2" }));
   const running = h.start();
   await until("the update", () => h.requests.length === 1);
   h.stop.abort();
@@ -318,12 +302,7 @@ Deno.test("a superseded request is told in the history, with its request id", as
 Deno.test("the same request id sent twice is not told as superseded", async () => {
   const h = harness();
   for (const stamp of ["000001", "000002"]) {
-    h.inbox.claims.set(stamp, {
-      stamp,
-      claimedAt: Number(stamp),
-      startedAt: null,
-      content: fileOf(JSON.stringify({ image: `${IMAGE}:v2`, id: "req-1" })),
-    });
+    h.inbox.stage(stamp, JSON.stringify({ image: `${IMAGE}:v2`, id: "req-1" }));
   }
   const running = h.start();
   await until("the update", () => h.requests.length === 1);
@@ -489,12 +468,7 @@ Deno.test("a claim handed to an update that recovery finished is not run again",
   const h = harness({
     recover: () => Promise.resolve(report({ image: `${IMAGE}:v2`, source: "trigger" })),
   });
-  h.inbox.claims.set("000001", {
-    stamp: "000001",
-    claimedAt: 1,
-    startedAt: 2,
-    content: fileOf(`${IMAGE}:v2`),
-  });
+  h.inbox.stage("000001", `${IMAGE}:v2`, 2);
   const running = h.start();
   await sleep(150);
   h.stop.abort();
@@ -507,12 +481,7 @@ Deno.test("a claim handed over just before a kill, with no sign the update began
   const h = harness();
   const startedAt = Date.now();
   h.status.current = { ...statusAt(new Date(startedAt - 60_000)) };
-  h.inbox.claims.set("000001", {
-    stamp: "000001",
-    claimedAt: 1,
-    startedAt,
-    content: fileOf(`${IMAGE}:v2`),
-  });
+  h.inbox.stage("000001", `${IMAGE}:v2`, startedAt);
   const running = h.start();
   await until("the update", () => h.requests.length === 1);
   h.stop.abort();
@@ -524,12 +493,7 @@ Deno.test("a claim whose update finished before the kill is not run again", asyn
   const h = harness();
   const startedAt = Date.now() - 5_000;
   h.status.current = { ...statusAt(new Date(startedAt + 10)) };
-  h.inbox.claims.set("000001", {
-    stamp: "000001",
-    claimedAt: 1,
-    startedAt,
-    content: fileOf(`${IMAGE}:v2`),
-  });
+  h.inbox.stage("000001", `${IMAGE}:v2`, startedAt);
   const running = h.start();
   await sleep(150);
   h.stop.abort();
