@@ -49,7 +49,7 @@ export interface DesiredInstall {
   /** In the order they are written: config, launcher, unit, cron. */
   files: DesiredFile[];
   manifestPath: string;
-  /** The update journal: while it exists, an update is in progress or was left unfinished. */
+  /** The update journal: while it holds work, an update is in progress or was left unfinished. */
   journalPath: string;
 }
 
@@ -92,7 +92,7 @@ export interface CurrentInstall {
   dirs: Record<string, number | null>;
   service: { loadState: string; activeState: string; unitFileState: string };
   manifest: Manifest | null;
-  /** The update journal exists (an update runs, or a killed one waits for recovery). */
+  /** The update journal holds work (an update runs, or a killed one waits for recovery). */
   journal: boolean;
 }
 
