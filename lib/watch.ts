@@ -569,17 +569,12 @@ class WatchLoop {
   private async reject(claim: Claim, err: unknown, request: TriggerRequest | null) {
     this.summary.rejected++;
     const reason = describeError(err).message;
-    const budget = this.rejectionLogs.take(this.now());
-    if (budget.suppressedBefore > 0) {
-      this.log.warn("rejected or superseded triggers left out of the log and history", {
-        suppressed: budget.suppressedBefore,
-      });
-    }
-    if (budget.ok) {
+    const logged = this.takeLogBudget();
+    if (logged) {
       this.log.warn("trigger rejected", { reason, kind: claim.content.kind, claim: claim.stamp });
     }
     // In a flood the status file still says why, but history keeps room for real updates.
-    await this.writeStatus(this.statusFor(claim, request, "rejected", reason), budget.ok);
+    await this.writeStatus(this.statusFor(claim, request, "rejected", reason), logged);
     await this.done(claim);
     if (this.state !== "idle") await this.setState("idle");
   }
@@ -607,13 +602,7 @@ class WatchLoop {
       // Invalid as well: the history line says only that it was superseded.
     }
     // Shares the rejections' budget: a flood of requests cannot flood the history either.
-    const budget = this.rejectionLogs.take(this.now());
-    if (budget.suppressedBefore > 0) {
-      this.log.warn("rejected or superseded triggers left out of the log and history", {
-        suppressed: budget.suppressedBefore,
-      });
-    }
-    if (budget.ok) {
+    if (this.takeLogBudget()) {
       this.log.info("trigger superseded by a newer one", { claim: older.stamp, by: newer.stamp });
       try {
         await this.deps.status.appendHistory(this.statusFor(older, request, "rejected", reason));
@@ -622,6 +611,20 @@ class WatchLoop {
       }
     }
     await this.deps.inbox.remove(older).catch(() => {});
+  }
+
+  /**
+   * Whether one more rejected or superseded trigger may go to the log and history; when a new
+   * window starts, logs how many the window before left out.
+   */
+  private takeLogBudget(): boolean {
+    const budget = this.rejectionLogs.take(this.now());
+    if (budget.suppressedBefore > 0) {
+      this.log.warn("rejected or superseded triggers left out of the log and history", {
+        suppressed: budget.suppressedBefore,
+      });
+    }
+    return budget.ok;
   }
 
   private flushSuppressed() {
