@@ -17,7 +17,7 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { requireTestEnv } from "../test/support/env.ts";
 import { cliCommand } from "../test/support/cli.ts";
-import { DEFAULT_WATCH_OPTIONS } from "../lib/watch.ts";
+import { DEFAULT_WATCH_OPTIONS } from "../lib/watch/loop.ts";
 import { type CommandTiming, measureCommand } from "./commands.ts";
 import { BENCH_V1, BOT, type DowntimeResult, measureDowntime } from "./downtime.ts";
 import { type IdleResult, measureIdle, startIdleWatcher } from "./idle.ts";

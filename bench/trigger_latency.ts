@@ -8,7 +8,7 @@
  * the claim path measured is exactly the one a real update request takes.
  *
  *   inotify  the real `hyperbot-ops watch` process (a subprocess, as under systemd).
- *   rescan   the same watch loop (lib/watch.ts runWatch, the real FileTriggerInbox and status
+ *   rescan   the same watch loop (lib/watch/loop.ts runWatch, the real FileTriggerInbox and status
  *            files) in this process, with a FolderWatcher that never reports an event: what
  *            happens when inotify events are lost. The watcher has no flag to turn events off,
  *            so this is the honest way to time the safety net. Each loop restarts its rescan
@@ -22,10 +22,10 @@ import { FileTriggerInbox } from "../lib/adapters/trigger_inbox.ts";
 import { FileStatusStore, TRIGGER_FILE } from "../lib/adapters/files.ts";
 import type { FolderWatcher } from "../lib/adapters/fs_watcher.ts";
 import { loadConfig } from "../lib/config.ts";
-import { FileHeartbeatStore } from "../lib/heartbeat.ts";
+import { FileHeartbeatStore } from "../lib/watch/heartbeat.ts";
 import { silentLogger } from "../lib/log.ts";
 import { systemClock } from "../lib/state.ts";
-import { DEFAULT_WATCH_OPTIONS, runWatch } from "../lib/watch.ts";
+import { DEFAULT_WATCH_OPTIONS, runWatch } from "../lib/watch/loop.ts";
 import {
   makeSandbox,
   percentile,
@@ -168,7 +168,7 @@ export async function measureRescan(count: number, parallel: number): Promise<La
     return summarize(
       `safety-net rescan only (every ${rescanMs / 1000} s)`,
       samples,
-      `lib/watch.ts loop in-process with inotify events dropped; ${parallel} loops side by side`,
+      `lib/watch/loop.ts loop in-process with inotify events dropped; ${parallel} loops side by side`,
     );
   } finally {
     stop.abort();

@@ -14,9 +14,9 @@ import {
   FlockUpdateLock,
 } from "./adapters/files.ts";
 import type { Logger } from "./log.ts";
-import type { StepName } from "./report.ts";
+import type { StepName } from "./update/report.ts";
 import { systemClock } from "./state.ts";
-import type { UpdateDeps } from "./update.ts";
+import type { UpdateDeps } from "./update/run.ts";
 
 /** The environment variable that kills the process with SIGKILL just before a named step (tests only). */
 export const CRASH_AT_ENV = "HYPERBOT_OPS_TEST_CRASH_AT";

@@ -10,7 +10,7 @@
 import type { ServiceManager, ServiceStatus } from "./adapters/systemctl.ts";
 import type { Config } from "./config.ts";
 import type { ContainerInfo, Containers } from "./docker.ts";
-import { type Heartbeat, isHeartbeatFresh } from "./heartbeat.ts";
+import { type Heartbeat, isHeartbeatFresh } from "./watch/heartbeat.ts";
 import { parseImageRef } from "./image_ref.ts";
 import type { Logger } from "./log.ts";
 import type { Clock } from "./state.ts";

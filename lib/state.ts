@@ -4,7 +4,7 @@
  * Real implementations: lib/adapters/files.ts. Fakes: test/fakes/state.ts.
  */
 
-import type { JournalEntry, LastUpdate, StatusFile } from "./report.ts";
+import type { JournalEntry, LastUpdate, StatusFile } from "./update/report.ts";
 
 export interface Clock {
   now(): Date;

@@ -18,9 +18,9 @@ import {
   summarizeService,
   type WatcherVerdict,
 } from "./health.ts";
-import type { Heartbeat } from "./heartbeat.ts";
+import type { Heartbeat } from "./watch/heartbeat.ts";
 import { LOG_FILES } from "./log.ts";
-import type { StatusFile, UpdateState } from "./report.ts";
+import type { StatusFile, UpdateState } from "./update/report.ts";
 import type { Clock } from "./state.ts";
 
 export const LOG_TAIL_LINES = 5;

@@ -6,7 +6,7 @@
 import { constants, promises as fsp } from "node:fs";
 import { dirname, join } from "node:path";
 import { LockedError, UpdateFailedError } from "../errors.ts";
-import type { JournalEntry, LastUpdate, StatusFile } from "../report.ts";
+import type { JournalEntry, LastUpdate, StatusFile } from "../update/report.ts";
 import type {
   JournalStore,
   LastUpdateStore,

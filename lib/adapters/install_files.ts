@@ -1,11 +1,11 @@
 /**
- * The real files install touches (the adapter behind InstallFiles in install/apply.ts).
+ * The real files install touches (the adapter behind InstallFiles in lib/install/apply.ts).
  */
 
 import { dirname } from "node:path";
 import { writeFileAtomic } from "./files.ts";
-import type { InstallFiles } from "../../install/apply.ts";
-import type { CurrentFile } from "../../install/plan.ts";
+import type { InstallFiles } from "../install/apply.ts";
+import type { CurrentFile } from "../install/plan.ts";
 
 export class HostInstallFiles implements InstallFiles {
   async read(path: string): Promise<CurrentFile | null> {

@@ -17,7 +17,7 @@
 import { constants, promises as fsp } from "node:fs";
 import { join } from "node:path";
 import { ensureDir, syncDir, TRIGGER_FILE } from "./files.ts";
-import { type ClaimedContent, type EntryKind, MAX_TRIGGER_BYTES } from "../trigger.ts";
+import { type ClaimedContent, type EntryKind, MAX_TRIGGER_BYTES } from "../watch/trigger.ts";
 
 export const CLAIM_DIR = "claimed";
 export const STAGE_PREFIX = `${TRIGGER_FILE}.claimed-`;

@@ -3,11 +3,11 @@
  * restarts a stopped, failed or hung watcher, reports the bot container.
  */
 
-import { FileHeartbeatStore } from "../heartbeat.ts";
+import { FileHeartbeatStore } from "../watch/heartbeat.ts";
 import { SocketDockerEngine } from "../adapters/docker_engine.ts";
 import { SystemctlServiceManager } from "../adapters/systemctl.ts";
 import { runCommand } from "../adapters/run_command.ts";
-import { stopTimeoutSeconds } from "../../install/plan.ts";
+import { stopTimeoutSeconds } from "../install/plan.ts";
 import { loadConfig, socketPath } from "../config.ts";
 import { checkHealth, renderHealth } from "../health.ts";
 import { loggerFor, setupLogging } from "../log.ts";

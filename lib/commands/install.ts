@@ -24,8 +24,8 @@ import {
   type InstallDeps,
   readCurrentInstall,
   unfinishedUpdate,
-} from "../../install/apply.ts";
-import { isCronSchedule } from "../../install/cron.ts";
+} from "../install/apply.ts";
+import { isCronSchedule } from "../install/cron.ts";
 import { HostInstallFiles } from "../adapters/install_files.ts";
 import {
   DEFAULT_CRON_FILE,
@@ -35,7 +35,7 @@ import {
   planInstall,
   planUninstall,
   stopTimeoutSeconds,
-} from "../../install/plan.ts";
+} from "../install/plan.ts";
 import { type Command, CONFIG_FLAGS_HELP, configFlags, parseCommandArgs } from "./common.ts";
 import { basename, dirname } from "node:path";
 

@@ -7,7 +7,7 @@ import { SocketDockerEngine } from "../adapters/docker_engine.ts";
 import { FileStatusStore } from "../adapters/files.ts";
 import { SystemctlServiceManager } from "../adapters/systemctl.ts";
 import { loadConfig, socketPath } from "../config.ts";
-import { FileHeartbeatStore } from "../heartbeat.ts";
+import { FileHeartbeatStore } from "../watch/heartbeat.ts";
 import { gatherStatus, LOG_TAIL_LINES, renderStatus } from "../status.ts";
 import { systemClock } from "../state.ts";
 import { UsageError } from "../errors.ts";

@@ -2,8 +2,8 @@ import { loadConfig } from "../config.ts";
 import { createRealDeps } from "../deps.ts";
 import type { PullProgress } from "../docker.ts";
 import { loggerFor, setupLogging } from "../log.ts";
-import { exitCodeOfOutcome, type UpdateReport } from "../report.ts";
-import { runUpdate } from "../update.ts";
+import { exitCodeOfOutcome, type UpdateReport } from "../update/report.ts";
+import { runUpdate } from "../update/run.ts";
 import {
   type CliContext,
   type Command,

@@ -3,11 +3,11 @@ import { DenoFolderWatcher } from "../adapters/fs_watcher.ts";
 import { FlockUpdateLock, TRIGGER_FILE, WATCH_LOCK_FILE } from "../adapters/files.ts";
 import { loadConfig } from "../config.ts";
 import { createRealDeps } from "../deps.ts";
-import { FileHeartbeatStore } from "../heartbeat.ts";
+import { FileHeartbeatStore } from "../watch/heartbeat.ts";
 import { loggerFor, setupLogging } from "../log.ts";
 import { systemClock } from "../state.ts";
-import { recoverFromJournal, runUpdate } from "../update.ts";
-import { runWatch } from "../watch.ts";
+import { recoverFromJournal, runUpdate } from "../update/run.ts";
+import { runWatch } from "../watch/loop.ts";
 import { type Command, CONFIG_FLAGS_HELP, configFlags, parseCommandArgs } from "./common.ts";
 
 const HELP = `hyperbot-ops watch [options]

@@ -15,9 +15,9 @@ import { join } from "node:path";
 import { spawnCli } from "../support/cli.ts";
 import { eventually, pathExists as exists, sleep } from "../support/wait.ts";
 import { runCommand } from "../../lib/adapters/run_command.ts";
-import { STEPS } from "../../lib/report.ts";
-import type { StatusFile } from "../../lib/report.ts";
-import type { Heartbeat } from "../../lib/heartbeat.ts";
+import { STEPS } from "../../lib/update/report.ts";
+import type { StatusFile } from "../../lib/update/report.ts";
+import type { Heartbeat } from "../../lib/watch/heartbeat.ts";
 
 const REGISTRY = Deno.env.get("HBT_REGISTRY") ?? "127.0.0.1:5000";
 const REPO = `${REGISTRY}/hyperbot/app`;

@@ -1,7 +1,7 @@
 /** In-memory state for the update engine's unit tests. */
 
 import { LockedError } from "../../lib/errors.ts";
-import type { JournalEntry, LastUpdate, StatusFile } from "../../lib/report.ts";
+import type { JournalEntry, LastUpdate, StatusFile } from "../../lib/update/report.ts";
 import type {
   Clock,
   JournalStore,

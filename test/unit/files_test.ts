@@ -11,7 +11,7 @@ import {
   writeFileAtomic,
 } from "../../lib/adapters/files.ts";
 import { LockedError, UpdateFailedError } from "../../lib/errors.ts";
-import type { StatusFile } from "../../lib/report.ts";
+import type { StatusFile } from "../../lib/update/report.ts";
 
 function status(id: string): StatusFile {
   return {

@@ -8,7 +8,7 @@ import {
   renderHealth,
   repairFor,
 } from "../../lib/health.ts";
-import type { Heartbeat } from "../../lib/heartbeat.ts";
+import type { Heartbeat } from "../../lib/watch/heartbeat.ts";
 import { MemoryLogger } from "../../lib/log.ts";
 import { FakeClock } from "../fakes/state.ts";
 import { FakeServiceManager, type FakeServiceOptions } from "../fakes/systemctl.ts";

@@ -7,7 +7,7 @@ import {
   type InstallFiles,
   journalPending,
   readCurrentInstall,
-} from "../../install/apply.ts";
+} from "../../lib/install/apply.ts";
 import {
   type Action,
   type CurrentFile,
@@ -15,7 +15,7 @@ import {
   type InstallSettings,
   planInstall,
   planUninstall,
-} from "../../install/plan.ts";
+} from "../../lib/install/plan.ts";
 import { loadConfig } from "../../lib/config.ts";
 import { describeError } from "../../lib/errors.ts";
 import { MemoryLogger } from "../../lib/log.ts";

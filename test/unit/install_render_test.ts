@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { isCronSchedule, quoteCron, renderCron, renderLauncher } from "../../install/cron.ts";
-import { quoteSystemd, renderUnit } from "../../install/unit.ts";
+import { isCronSchedule, quoteCron, renderCron, renderLauncher } from "../../lib/install/cron.ts";
+import { quoteSystemd, renderUnit } from "../../lib/install/unit.ts";
 
 const UNIT = {
   service: "hyperbot-update-monitor",

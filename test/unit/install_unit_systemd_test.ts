@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { renderUnit } from "../../install/unit.ts";
+import { renderUnit } from "../../lib/install/unit.ts";
 
 const MAX_EXPOSURE = 3.0;
 

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import type { ContainerInspect } from "../../lib/docker.ts";
-import { buildCreateBody, recreateWarnings, unrecreatableReasons } from "../../lib/recreate.ts";
+import {
+  buildCreateBody,
+  recreateWarnings,
+  unrecreatableReasons,
+} from "../../lib/update/recreate.ts";
 
 const ID = "0123456789ab" + "c".repeat(52);
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { ContainerInfo } from "../../lib/docker.ts";
-import type { Heartbeat } from "../../lib/heartbeat.ts";
-import type { StatusFile } from "../../lib/report.ts";
+import type { Heartbeat } from "../../lib/watch/heartbeat.ts";
+import type { StatusFile } from "../../lib/update/report.ts";
 import { formatAge, gatherStatus, renderStatus, type StatusDeps } from "../../lib/status.ts";
 import { FakeCronTable } from "../fakes/crontab.ts";
 import { FakeServiceManager } from "../fakes/systemctl.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { SystemctlServiceManager } from "../../lib/adapters/systemctl.ts";
 import type { CommandRunner, RunCommandOptions } from "../../lib/adapters/run_command.ts";
-import { stopTimeoutSeconds } from "../../install/plan.ts";
+import { stopTimeoutSeconds } from "../../lib/install/plan.ts";
 import { loadConfig } from "../../lib/config.ts";
 
 /** A systemctl that answers at once and records how long each call was allowed to take. */

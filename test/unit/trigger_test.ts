@@ -13,7 +13,7 @@ import {
   MAX_TRIGGER_BYTES,
   parseTrigger,
   peekRequestId,
-} from "../../lib/trigger.ts";
+} from "../../lib/watch/trigger.ts";
 
 const ALLOWED = ["127.0.0.1:5000/hyperbot/app"];
 

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { loadConfig } from "../../lib/config.ts";
 import { LockedError, RejectedError } from "../../lib/errors.ts";
 import { MemoryLogger } from "../../lib/log.ts";
-import { type StepName, STEPS } from "../../lib/report.ts";
-import { recoverFromJournal, runUpdate, type UpdateDeps } from "../../lib/update.ts";
+import { type StepName, STEPS } from "../../lib/update/report.ts";
+import { recoverFromJournal, runUpdate, type UpdateDeps } from "../../lib/update/run.ts";
 import { FakeDockerEngine, type FakeDockerOptions } from "../fakes/docker.ts";
 import { FakeClock, FakeJournal, FakeLastUpdate, FakeLock, FakeStatus } from "../fakes/state.ts";
 

@@ -9,13 +9,13 @@ import {
 } from "../../lib/adapters/fs_watcher.ts";
 import { loadConfig } from "../../lib/config.ts";
 import { DockerError, LockedError, RejectedError } from "../../lib/errors.ts";
-import type { Heartbeat, HeartbeatStore } from "../../lib/heartbeat.ts";
+import type { Heartbeat, HeartbeatStore } from "../../lib/watch/heartbeat.ts";
 import { MemoryLogger } from "../../lib/log.ts";
-import type { UpdateReport } from "../../lib/report.ts";
+import type { UpdateReport } from "../../lib/update/report.ts";
 import { systemClock } from "../../lib/state.ts";
-import type { ClaimedContent } from "../../lib/trigger.ts";
-import type { UpdateRequest } from "../../lib/update.ts";
-import { LogBudget, runWatch, type WatchDeps, type WatchOptions } from "../../lib/watch.ts";
+import type { ClaimedContent } from "../../lib/watch/trigger.ts";
+import type { UpdateRequest } from "../../lib/update/run.ts";
+import { LogBudget, runWatch, type WatchDeps, type WatchOptions } from "../../lib/watch/loop.ts";
 import { FakeStatus } from "../fakes/state.ts";
 import { sleep } from "../support/wait.ts";
 

@@ -14,7 +14,7 @@ import type {
   CreateContainerBody,
   EndpointSettings,
   MountSpec,
-} from "./docker.ts";
+} from "../docker.ts";
 
 /** Labels that say docker compose manages the container. */
 export const COMPOSE_PROJECT_LABEL = "com.docker.compose.project";

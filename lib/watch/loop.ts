@@ -12,17 +12,17 @@
  */
 
 import { basename } from "node:path";
-import type { Claim, TriggerInbox } from "./adapters/trigger_inbox.ts";
-import { TRIGGER_FILE } from "./adapters/files.ts";
-import type { FolderWatch, FolderWatcher } from "./adapters/fs_watcher.ts";
-import type { Config } from "./config.ts";
-import { describeError, DockerError, LockedError, RejectedError } from "./errors.ts";
+import type { Claim, TriggerInbox } from "../adapters/trigger_inbox.ts";
+import { TRIGGER_FILE } from "../adapters/files.ts";
+import type { FolderWatch, FolderWatcher } from "../adapters/fs_watcher.ts";
+import type { Config } from "../config.ts";
+import { describeError, DockerError, LockedError, RejectedError } from "../errors.ts";
 import { HEARTBEAT_INTERVAL_MS, type HeartbeatStore, type WatchState } from "./heartbeat.ts";
-import type { Logger } from "./log.ts";
-import type { StatusFile, UpdateReport } from "./report.ts";
-import type { Clock, StatusStore } from "./state.ts";
+import type { Logger } from "../log.ts";
+import type { StatusFile, UpdateReport } from "../update/report.ts";
+import type { Clock, StatusStore } from "../state.ts";
 import { checkTrigger, peekRequestId, type TriggerRequest } from "./trigger.ts";
-import type { UpdateRequest } from "./update.ts";
+import type { UpdateRequest } from "../update/run.ts";
 
 export interface WatchDeps {
   inbox: TriggerInbox;

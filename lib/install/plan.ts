@@ -4,12 +4,12 @@
  * `planInstall(current, desired)` diffs that against what is there and returns the actions
  * that close the gap: none on a second run, only the changed file (and a restart) when a
  * setting changed. `planUninstall()` undoes exactly what the manifest says was installed.
- * Pure: install/apply.ts carries the actions out through the adapters.
+ * Pure: lib/install/apply.ts carries the actions out through the adapters.
  */
 
 import { dirname, join } from "node:path";
-import { JOURNAL_FILE } from "../lib/adapters/files.ts";
-import { type Config, CONFIG_KEYS, type ConfigKey } from "../lib/config.ts";
+import { JOURNAL_FILE } from "../adapters/files.ts";
+import { type Config, CONFIG_KEYS, type ConfigKey } from "../config.ts";
 import { renderCron, renderLauncher } from "./cron.ts";
 import { renderUnit, UNIT_DIR } from "./unit.ts";
 

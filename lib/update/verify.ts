@@ -5,8 +5,8 @@
  * Unhealthy, exited or restarting at any look is a failure at once.
  */
 
-import type { ContainerInfo, Containers } from "./docker.ts";
-import type { Clock } from "./state.ts";
+import type { ContainerInfo, Containers } from "../docker.ts";
+import type { Clock } from "../state.ts";
 
 export type Verdict = { ok: true; detail: string } | { ok: false; reason: string };
 

@@ -7,8 +7,8 @@
  * host allows. The functions are pure; lib/adapters/trigger_inbox.ts does the file system part.
  */
 
-import { RejectedError } from "./errors.ts";
-import { checkImageRef, parseImageRef, printable } from "./image_ref.ts";
+import { RejectedError } from "../errors.ts";
+import { checkImageRef, parseImageRef, printable } from "../image_ref.ts";
 
 /** The most bytes a trigger may hold. Readers read one byte more to tell "too big" apart. */
 export const MAX_TRIGGER_BYTES = 4096;
@@ -127,7 +127,7 @@ function parseJsonTrigger(text: string): TriggerRequest {
  * parseTrigger, then the allow list when one is configured. Throws RejectedError naming the
  * reason. With an empty `allowedImages` the allowed repository is that of the image the
  * container runs now, which only the update engine knows: `runUpdate` checks that rule itself
- * (see `allowedRepositories` in lib/update.ts) and throws RejectedError before touching anything.
+ * (see `allowedRepositories` in lib/update/run.ts) and throws RejectedError before touching anything.
  */
 export function checkTrigger(
   content: ClaimedContent,

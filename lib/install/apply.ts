@@ -1,12 +1,12 @@
 /**
- * Reads what is installed now and carries out a plan (install/plan.ts) through the adapters:
+ * Reads what is installed now and carries out a plan (lib/install/plan.ts) through the adapters:
  * files, systemd (lib/adapters/systemctl.ts), cron (lib/adapters/crontab.ts).
  */
 
-import type { CronTable } from "../lib/adapters/crontab.ts";
-import type { ServiceManager } from "../lib/adapters/systemctl.ts";
-import { OpsError } from "../lib/errors.ts";
-import type { Logger } from "../lib/log.ts";
+import type { CronTable } from "../adapters/crontab.ts";
+import type { ServiceManager } from "../adapters/systemctl.ts";
+import { OpsError } from "../errors.ts";
+import type { Logger } from "../log.ts";
 import {
   type Action,
   type CurrentFile,

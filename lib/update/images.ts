@@ -1,7 +1,7 @@
 /** Keeping the images an update may need, and removing the older ones. */
 
-import type { Images } from "./docker.ts";
-import type { Logger } from "./log.ts";
+import type { Images } from "../docker.ts";
+import type { Logger } from "../log.ts";
 
 /**
  * Removes the images this container ran before, beyond the newest `keepImages` of

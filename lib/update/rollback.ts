@@ -6,11 +6,11 @@
  * bot's own name, and never before the container that stays is known to exist.
  */
 
-import type { ContainerInfo, Containers } from "./docker.ts";
-import { UpdateFailedError } from "./errors.ts";
-import type { Logger } from "./log.ts";
+import type { ContainerInfo, Containers } from "../docker.ts";
+import { UpdateFailedError } from "../errors.ts";
+import type { Logger } from "../log.ts";
 import type { JournalEntry } from "./report.ts";
-import type { Clock } from "./state.ts";
+import type { Clock } from "../state.ts";
 import { type Verdict, verifyContainer, type VerifyOptions } from "./verify.ts";
 
 /** How many lines of a failed container's output go to update.log. */

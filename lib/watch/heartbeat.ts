@@ -4,7 +4,7 @@
  */
 
 import { join } from "node:path";
-import { ensureDir, HEARTBEAT_FILE, readJsonOrNull, writeFileAtomic } from "./adapters/files.ts";
+import { ensureDir, HEARTBEAT_FILE, readJsonOrNull, writeFileAtomic } from "../adapters/files.ts";
 
 /** What the watcher is doing. */
 export type WatchState =

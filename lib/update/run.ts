@@ -6,15 +6,15 @@
  * finished or undone by `recoverFromJournal`.
  */
 
-import type { Config } from "./config.ts";
-import type { ContainerInfo, CredentialStore, DockerEngine, PullProgress } from "./docker.ts";
+import type { Config } from "../config.ts";
+import type { ContainerInfo, CredentialStore, DockerEngine, PullProgress } from "../docker.ts";
 import {
   describeError,
   DockerError,
   RejectedError,
   UpdateFailedError,
   UsageError,
-} from "./errors.ts";
+} from "../errors.ts";
 import { pruneImages } from "./images.ts";
 import {
   checkImageRef,
@@ -23,8 +23,8 @@ import {
   type ImageRef,
   parseImageRef,
   repositoryOf,
-} from "./image_ref.ts";
-import type { Logger } from "./log.ts";
+} from "../image_ref.ts";
+import type { Logger } from "../log.ts";
 import { buildCreateBody, recreateWarnings, unrecreatableReasons } from "./recreate.ts";
 import {
   type JournalEntry,
@@ -37,7 +37,7 @@ import {
   type UpdateState,
 } from "./report.ts";
 import { finishForward, rollBackContainers } from "./rollback.ts";
-import type { Clock, JournalStore, LastUpdateStore, StatusStore, UpdateLock } from "./state.ts";
+import type { Clock, JournalStore, LastUpdateStore, StatusStore, UpdateLock } from "../state.ts";
 import { verifyContainer, type VerifyOptions } from "./verify.ts";
 
 export interface UpdateDeps {
