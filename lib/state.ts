@@ -10,11 +10,25 @@ export interface Clock {
   now(): Date;
   /** Resolves after `ms` milliseconds. */
   sleep(ms: number): Promise<void>;
+  /**
+   * Calls `fire` once after `ms` milliseconds (0 for a negative `ms`) unless cancelled first.
+   * Cancelling after it fired does nothing.
+   */
+  after(ms: number, fire: () => void): Timer;
+}
+
+/** A pending `Clock.after` call. */
+export interface Timer {
+  cancel(): void;
 }
 
 export const systemClock: Clock = {
   now: () => new Date(),
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  after: (ms, fire) => {
+    const id = setTimeout(fire, Math.max(0, ms));
+    return { cancel: () => clearTimeout(id) };
+  },
 };
 
 export interface LockHolder {
