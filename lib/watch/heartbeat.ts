@@ -5,6 +5,9 @@
 
 import { join } from "node:path";
 import { ensureDir, HEARTBEAT_FILE, readJsonOrNull, writeFileAtomic } from "../adapters/files.ts";
+import { describeError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { Clock } from "../state.ts";
 
 /** What the watcher is doing. */
 export type WatchState =
@@ -59,4 +62,64 @@ export function isHeartbeatFresh(heartbeat: Heartbeat | null, now: Date): boolea
   const age = now.getTime() - Date.parse(heartbeat.timestamp);
   const interval = heartbeat.intervalMs > 0 ? heartbeat.intervalMs : HEARTBEAT_INTERVAL_MS;
   return Number.isFinite(age) && age < 3 * interval;
+}
+
+/**
+ * The watcher's side of the heartbeat: holds the watch state and writes a heartbeat on every
+ * change of state and on every `beat()`. Writes run one after the other; a failed write is
+ * logged once until one succeeds again, and never stops the watch.
+ */
+export class HeartbeatWriter {
+  private current: WatchState = "starting";
+  private readonly startedAt: string;
+  private writing: Promise<void> = Promise.resolve();
+  private failed = false;
+
+  constructor(
+    private readonly deps: { heartbeat: HeartbeatStore; clock: Clock; logger: Logger; pid: number },
+    private readonly intervalMs: number,
+  ) {
+    this.startedAt = deps.clock.now().toISOString();
+  }
+
+  get state(): WatchState {
+    return this.current;
+  }
+
+  /** Records the new state and resolves when its heartbeat (and any before it) is written. */
+  async setState(state: WatchState) {
+    if (state !== this.current) this.deps.logger.debug("watch state", { state });
+    this.current = state;
+    this.beat();
+    await this.writing;
+  }
+
+  /** Writes a heartbeat with the current state, after the ones queued before it. */
+  beat() {
+    const heartbeat = {
+      timestamp: this.deps.clock.now().toISOString(),
+      pid: this.deps.pid,
+      state: this.current,
+      startedAt: this.startedAt,
+      intervalMs: this.intervalMs,
+    };
+    this.writing = this.writing.then(() => this.deps.heartbeat.write(heartbeat)).then(
+      () => {
+        this.failed = false;
+      },
+      (err) => {
+        if (!this.failed) {
+          this.deps.logger.error("cannot write the heartbeat", {
+            error: describeError(err).message,
+          });
+        }
+        this.failed = true;
+      },
+    );
+  }
+
+  /** Resolves when every heartbeat queued so far is written (or failed). */
+  async flushed(): Promise<void> {
+    await this.writing;
+  }
 }

@@ -9,20 +9,32 @@
  *          quiet, at most maxDelayMs after the first) so a burst of writes is one claim of the
  *          last content. Of several claims only the newest runs; the others are superseded.
  *   stop:  the signal stops it from taking triggers; an update in progress runs to its end.
+ *
+ * This file is the loop that hands claims to the update. Its parts: heartbeat.ts (the
+ * watcher's state and heartbeat), folder_watch.ts (the inotify watch on dataDir),
+ * claim_queue.ts (waiting claims, retry and backoff, supersede, rejections and their log
+ * budget), wakeup.ts (sleeping until an event, a deadline or the rescan). Every timer runs on
+ * the injected Clock.
  */
 
-import { basename } from "node:path";
 import type { Claim, TriggerInbox } from "../adapters/trigger_inbox.ts";
-import { TRIGGER_FILE } from "../adapters/files.ts";
-import type { FolderWatch, FolderWatcher } from "../adapters/fs_watcher.ts";
+import type { FolderWatcher } from "../adapters/fs_watcher.ts";
 import type { Config } from "../config.ts";
 import { describeError, DockerError, LockedError, RejectedError } from "../errors.ts";
-import { HEARTBEAT_INTERVAL_MS, type HeartbeatStore, type WatchState } from "./heartbeat.ts";
+import {
+  HEARTBEAT_INTERVAL_MS,
+  type HeartbeatStore,
+  HeartbeatWriter,
+  type WatchState,
+} from "./heartbeat.ts";
 import type { Logger } from "../log.ts";
-import type { StatusFile, UpdateReport } from "../update/report.ts";
-import type { Clock, StatusStore } from "../state.ts";
-import { checkTrigger, peekRequestId, type TriggerRequest } from "./trigger.ts";
+import type { UpdateReport } from "../update/report.ts";
+import type { Clock, StatusStore, Timer } from "../state.ts";
+import { checkTrigger, type TriggerRequest } from "./trigger.ts";
 import type { UpdateRequest } from "../update/run.ts";
+import { ClaimQueue } from "./claim_queue.ts";
+import { DataFolderWatch } from "./folder_watch.ts";
+import { every, Wakeup } from "./wakeup.ts";
 
 export interface WatchDeps {
   inbox: TriggerInbox;
@@ -83,79 +95,6 @@ export interface WatchSummary {
   superseded: number;
 }
 
-/**
- * Counts events against a budget per window: `take` says whether this one may be logged and,
- * once per window, how many were suppressed in the window before.
- */
-export class LogBudget {
-  private windowStart = -Infinity;
-  private used = 0;
-  private suppressed = 0;
-
-  constructor(private readonly max: number, private readonly windowMs: number) {}
-
-  take(now: number): { ok: boolean; suppressedBefore: number } {
-    const suppressedBefore = this.roll(now);
-    if (this.used < this.max) {
-      this.used++;
-      return { ok: true, suppressedBefore };
-    }
-    this.suppressed++;
-    return { ok: false, suppressedBefore };
-  }
-
-  /** Ends the window if it is over; returns how many were suppressed in it (0 otherwise). */
-  roll(now: number): number {
-    if (now - this.windowStart < this.windowMs) return 0;
-    const suppressed = this.suppressed;
-    this.windowStart = now;
-    this.used = 0;
-    this.suppressed = 0;
-    return suppressed;
-  }
-}
-
-/** Wakes the loop from events, or lets it sleep until a deadline; abortable. */
-class Wakeup {
-  private pending = false;
-  private resolve: ((notified: boolean) => void) | null = null;
-
-  notify() {
-    this.pending = true;
-    this.resolve?.(true);
-  }
-
-  /** Ends a wait in progress as if its time had run out (the periodic rescan). */
-  tick() {
-    this.resolve?.(false);
-  }
-
-  /**
-   * Resolves true when notified (or already notified), false after `ms` (Infinity: only a
-   * tick ends it), on a tick, or on abort.
-   */
-  async wait(ms: number, signal: AbortSignal): Promise<boolean> {
-    if (this.pending) {
-      this.pending = false;
-      return true;
-    }
-    if (signal.aborted) return false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let onAbort: (() => void) | undefined;
-    const notified = await new Promise<boolean>((resolve) => {
-      this.resolve = resolve;
-      if (Number.isFinite(ms)) timer = setTimeout(() => resolve(false), Math.max(0, ms));
-      onAbort = () => resolve(false);
-      signal.addEventListener("abort", onAbort, { once: true });
-    });
-    clearTimeout(timer);
-    signal.removeEventListener("abort", onAbort!);
-    this.resolve = null;
-    this.pending = false;
-    return notified;
-  }
-}
-
 /** Runs the watch loop until `signal` aborts. Returns when no update is running any more. */
 export async function runWatch(
   deps: WatchDeps,
@@ -167,25 +106,11 @@ export async function runWatch(
 }
 
 class WatchLoop {
-  private state: WatchState = "starting";
-  private readonly startedAt: string;
-  private readonly wake = new Wakeup();
-  private readonly rejectionLogs: LogBudget;
-  private readonly summary: WatchSummary = { updates: 0, rejected: 0, superseded: 0 };
-  private folder: FolderWatch | null = null;
-  private folderEnded = false;
-  private folderId: string | null = null;
-  private folderMissingLogged = false;
-  /** Claims waiting for their turn, oldest first. Only the newest will run. */
-  private waiting: Claim[] = [];
-  /** Epoch ms before which a waiting claim is not tried again (Docker away, lock busy). */
-  private retryAt = 0;
-  private backoff: number;
-  /** The claim last handed towards an update, while it waits for a retry. */
-  private lastTried: string | null = null;
-  private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
-  private heartbeatWriting: Promise<void> = Promise.resolve();
-  private heartbeatFailed = false;
+  private readonly wake: Wakeup;
+  private readonly heartbeat: HeartbeatWriter;
+  private readonly folder: DataFolderWatch;
+  private readonly queue: ClaimQueue;
+  private updates = 0;
 
   constructor(
     private readonly deps: WatchDeps,
@@ -193,9 +118,10 @@ class WatchLoop {
     private readonly signal: AbortSignal,
     private readonly o: WatchOptions,
   ) {
-    this.startedAt = deps.clock.now().toISOString();
-    this.rejectionLogs = new LogBudget(o.maxRejectionLogs, o.logWindowMs);
-    this.backoff = o.backoffMs;
+    this.heartbeat = new HeartbeatWriter(deps, o.heartbeatMs);
+    this.wake = new Wakeup(deps.clock);
+    this.folder = new DataFolderWatch(deps, config.dataDir, () => this.wake.notify());
+    this.queue = new ClaimQueue(deps, config, o);
   }
 
   private get log() {
@@ -206,6 +132,18 @@ class WatchLoop {
     return this.deps.clock.now().getTime();
   }
 
+  private get summary(): WatchSummary {
+    return {
+      updates: this.updates,
+      rejected: this.queue.rejected,
+      superseded: this.queue.superseded,
+    };
+  }
+
+  private async setState(state: WatchState) {
+    await this.heartbeat.setState(state);
+  }
+
   async run(): Promise<WatchSummary> {
     this.log.info("watch starting", {
       pid: this.deps.pid,
@@ -214,18 +152,18 @@ class WatchLoop {
       container: this.config.container,
     });
     await this.setState("starting");
-    this.heartbeatTimer = this.startTicker();
+    const ticker = this.startTicker();
     try {
       const recovered = await this.recover();
       if (recovered !== undefined) {
-        await this.settleLeftoverClaims(recovered);
+        await this.queue.settleLeftovers(recovered);
         await this.loop();
       }
     } finally {
-      clearInterval(this.heartbeatTimer);
-      await this.folder?.close();
+      ticker.cancel();
+      await this.folder.close();
       await this.setState("stopped");
-      await this.heartbeatWriting;
+      await this.heartbeat.flushed();
       this.log.info("watch stopped", { ...this.summary });
     }
     return this.summary;
@@ -235,16 +173,16 @@ class WatchLoop {
    * One timer for the heartbeat and the safety-net rescan, so an idle watcher wakes once per
    * period for both (each wake-up of the runtime costs CPU: see bench/RESULTS.md).
    */
-  private startTicker(): ReturnType<typeof setInterval> {
+  private startTicker(): Timer {
     const period = Math.min(this.o.rescanMs, this.o.heartbeatMs);
     const beatEvery = Math.max(1, Math.round(this.o.heartbeatMs / period));
     const rescanEvery = Math.max(1, Math.round(this.o.rescanMs / period));
     let ticks = 0;
-    return setInterval(() => {
+    return every(this.deps.clock, period, () => {
       ticks++;
-      if (ticks % beatEvery === 0) this.beat();
+      if (ticks % beatEvery === 0) this.heartbeat.beat();
       if (ticks % rescanEvery === 0) this.wake.tick();
-    }, period);
+    });
   }
 
   // ---- start -------------------------------------------------------------------------
@@ -300,45 +238,6 @@ class WatchLoop {
     }
   }
 
-  /**
-   * Claims a killed watcher left behind. One that was handed to an update is done when the
-   * journal recovery finished that update or the status file shows an update that started
-   * after the hand-over; otherwise it waits again, so it is neither lost nor run twice.
-   */
-  private async settleLeftoverClaims(recovered: UpdateReport | null): Promise<void> {
-    let claims: Claim[];
-    try {
-      claims = await this.deps.inbox.pending();
-    } catch (err) {
-      this.log.error("cannot read claimed triggers", { error: describeError(err).message });
-      return;
-    }
-    const status = await this.deps.status.read().catch(() => null);
-    for (const claim of claims) {
-      if (claim.startedAt === null) {
-        this.waiting.push(claim);
-        continue;
-      }
-      const requestId = peekRequestId(claim.content);
-      const ran = recovered !== null ||
-        (status !== null && status.finishedAt !== null &&
-          ((requestId !== undefined && status.requestId === requestId) ||
-            Date.parse(status.startedAt) >= claim.startedAt));
-      if (ran) {
-        this.log.info("trigger of an interrupted run was already handled", {
-          claim: claim.stamp,
-          requestId,
-        });
-        await this.deps.inbox.remove(claim).catch(() => {});
-      } else {
-        this.log.info("trigger of an interrupted run never started; it runs now", {
-          claim: claim.stamp,
-        });
-        this.waiting.push(await this.deps.inbox.unmarkStarted(claim));
-      }
-    }
-  }
-
   // ---- loop --------------------------------------------------------------------------
 
   private async loop(): Promise<void> {
@@ -347,11 +246,11 @@ class WatchLoop {
     let due = true;
     while (!this.signal.aborted) {
       if (!due) {
-        await this.checkFolder();
+        await this.folder.check();
         // While the folder is there, the ticker's rescan ends the wait (no timer of our own).
-        const interval = this.folderId === null ? this.o.missingDirRescanMs : Infinity;
-        const timeout = this.waiting.length > 0
-          ? Math.min(interval, Math.max(0, this.retryAt - this.now()))
+        const interval = this.folder.missing ? this.o.missingDirRescanMs : Infinity;
+        const timeout = this.queue.size > 0
+          ? Math.min(interval, this.queue.msUntilRetry())
           : interval;
         const notified = await this.wake.wait(timeout, this.signal);
         if (this.signal.aborted) break;
@@ -359,11 +258,11 @@ class WatchLoop {
           await this.debounce();
           if (this.signal.aborted) break;
         } else {
-          this.flushSuppressed();
+          this.queue.flushSuppressed();
           await this.retryUnfinished();
-          await this.checkFolder();
-          await this.folder?.unstall();
-          const retryDue = this.waiting.length > 0 && this.now() >= this.retryAt;
+          await this.folder.check();
+          await this.folder.unstall();
+          const retryDue = this.queue.retryDue();
           if (!retryDue && !(await this.deps.inbox.hasTrigger().catch(() => false))) continue;
         }
       }
@@ -384,83 +283,22 @@ class WatchLoop {
     }
   }
 
-  /** (Re)starts the folder watch when it ended or dataDir was recreated. */
-  private async checkFolder(): Promise<void> {
-    const id = await this.deps.inbox.dataDirIdentity();
-    if (id === null) {
-      if (this.folder) {
-        await this.folder.close();
-        this.folder = null;
-      }
-      this.folderId = null;
-      if (!this.folderMissingLogged) {
-        this.log.warn("data folder is missing; waiting for it to come back", {
-          dataDir: this.config.dataDir,
-        });
-        this.folderMissingLogged = true;
-      }
-      return;
-    }
-    if (this.folder && !this.folderEnded && id === this.folderId) return;
-    await this.folder?.close();
-    this.folder = null;
-    try {
-      const folder = this.deps.watcher.watch(this.config.dataDir, (paths) => this.onEvent(paths));
-      this.folder = folder;
-      this.folderEnded = false;
-      folder.ended.then(() => {
-        if (this.folder === folder) {
-          this.folderEnded = true;
-          // Look again soon: the folder may have been removed and recreated.
-          this.wake.notify();
-        }
-      });
-      if (this.folderMissingLogged || (this.folderId !== null && this.folderId !== id)) {
-        this.log.info("data folder is back; watching it again", { dataDir: this.config.dataDir });
-        // A trigger may have been written before the watch started.
-        this.wake.notify();
-      }
-      this.folderId = id;
-      this.folderMissingLogged = false;
-    } catch (err) {
-      this.log.debug("cannot watch the data folder yet", { error: describeError(err).message });
-      this.folderId = null;
-    }
-  }
-
-  private onEvent(paths: string[]) {
-    // Our own status and history writes land in the same folder: only the trigger matters.
-    if (
-      paths.length === 0 ||
-      paths.some((p) => basename(p) === TRIGGER_FILE || p === this.config.dataDir)
-    ) {
-      this.wake.notify();
-    }
-  }
-
   /** Claims the trigger if there is one and runs the newest waiting request. */
   private async processOnce(): Promise<void> {
     try {
       const claim = await this.deps.inbox.claim();
       if (claim) {
         this.log.debug("claimed trigger", { claim: claim.stamp, kind: claim.content.kind });
-        this.waiting.push(claim);
+        this.queue.push(claim);
       }
     } catch (err) {
       this.log.error("cannot claim the trigger", { error: describeError(err).message });
     }
-    if (this.waiting.length === 0) return;
-    // Several requests in a row: the last one is what the caller wants now.
-    const latest = this.waiting[this.waiting.length - 1];
-    for (const older of this.waiting.slice(0, -1)) {
-      await this.supersede(older, latest);
-    }
-    this.waiting = [latest];
-    // The same request tried moments ago (Docker away, lock busy) waits for its retry time.
-    if (latest.stamp === this.lastTried && this.now() < this.retryAt) return;
-    await this.handle(latest);
+    const next = await this.queue.next();
+    if (next) await this.handle(next);
   }
 
+  /** Hands the claim to the update, or puts it back, or rejects it. */
   private async handle(claim: Claim): Promise<void> {
     let request: TriggerRequest;
     try {
@@ -469,7 +307,7 @@ class WatchLoop {
       await this.reject(claim, err, null);
       return;
     }
-    this.lastTried = claim.stamp;
+    this.queue.tried(claim);
     try {
       await this.deps.ping();
     } catch (err) {
@@ -480,7 +318,7 @@ class WatchLoop {
     let started = claim;
     try {
       started = await this.deps.inbox.markStarted(claim, this.now());
-      this.waiting = [started];
+      this.queue.started(started);
       this.log.info("update requested by trigger", {
         image: request.image,
         requestId: request.requestId,
@@ -493,8 +331,8 @@ class WatchLoop {
         requestId: request.requestId,
         source: "trigger",
       });
-      this.summary.updates++;
-      this.backoff = this.o.backoffMs;
+      this.updates++;
+      this.queue.resetBackoff();
       const level = report.outcome === "updated" || report.outcome === "unchanged"
         ? "info"
         : "error";
@@ -504,13 +342,13 @@ class WatchLoop {
         image: report.image,
         error: report.error,
       });
-      await this.done(started);
+      await this.queue.done(started);
     } catch (err) {
       if (err instanceof LockedError) {
         this.log.info("another update holds the lock; the trigger waits", {
           error: describeError(err).message,
         });
-        await this.keep(started, this.o.lockRetryMs);
+        await this.queue.keep(started, this.o.lockRetryMs);
         await this.setState("waiting_for_lock");
         return;
       }
@@ -519,46 +357,20 @@ class WatchLoop {
         return;
       }
       if (err instanceof DockerError) {
-        await this.keep(started, 0);
+        await this.queue.keep(started, 0);
         await this.dockerAway(err);
         return;
       }
       // A bug or an unexpected failure: report it and drop the trigger rather than loop on it.
       this.log.error("update failed unexpectedly", { error: describeError(err).message });
-      await this.writeStatus(
-        this.statusFor(claim, request, "failed", describeError(err).message),
-        true,
-      );
-      await this.done(started);
+      await this.queue.fail(claim, request, describeError(err).message);
+      await this.queue.done(started);
     }
-    if (this.state === "updating") await this.setState("idle");
-  }
-
-  private async done(claim: Claim) {
-    this.waiting = this.waiting.filter((c) => c.stamp !== claim.stamp);
-    this.retryAt = 0;
-    this.lastTried = null;
-    await this.deps.inbox.remove(claim).catch((err) =>
-      this.log.error("cannot remove the claimed trigger", { error: describeError(err).message })
-    );
-  }
-
-  /** Puts the claim back to waiting and tries again after `ms`. */
-  private async keep(claim: Claim, ms: number) {
-    let kept = claim;
-    try {
-      kept = await this.deps.inbox.unmarkStarted(claim);
-    } catch (err) {
-      this.log.error("cannot put the trigger back", { error: describeError(err).message });
-    }
-    this.waiting = this.waiting.map((c) => c.stamp === claim.stamp ? kept : c);
-    this.retryAt = this.now() + ms;
+    if (this.heartbeat.state === "updating") await this.setState("idle");
   }
 
   private async dockerAway(err: unknown) {
-    const wait = this.backoff;
-    this.backoff = Math.min(this.backoff * 2, this.o.maxBackoffMs);
-    this.retryAt = this.now() + wait;
+    const wait = this.queue.backOff();
     this.log.warn("Docker daemon unreachable; the trigger is kept and retried", {
       error: describeError(err).message,
       retryInMs: wait,
@@ -567,135 +379,7 @@ class WatchLoop {
   }
 
   private async reject(claim: Claim, err: unknown, request: TriggerRequest | null) {
-    this.summary.rejected++;
-    const reason = describeError(err).message;
-    const logged = this.takeLogBudget();
-    if (logged) {
-      this.log.warn("trigger rejected", { reason, kind: claim.content.kind, claim: claim.stamp });
-    }
-    // In a flood the status file still says why, but history keeps room for real updates.
-    await this.writeStatus(this.statusFor(claim, request, "rejected", reason), logged);
-    await this.done(claim);
-    if (this.state !== "idle") await this.setState("idle");
-  }
-
-  /**
-   * An older request that a newer one replaces before it ran: the history says so (with the
-   * caller's request id), so a page waiting for that id learns it will not run. The status
-   * file is left to the newer request, which writes it next.
-   */
-  private async supersede(older: Claim, newer: Claim) {
-    this.summary.superseded++;
-    const olderId = peekRequestId(older.content);
-    const newerId = peekRequestId(newer.content);
-    // The same request sent again: the newer copy answers for it.
-    if (olderId !== undefined && olderId === newerId) {
-      this.log.debug("trigger sent again", { claim: older.stamp, by: newer.stamp });
-      await this.deps.inbox.remove(older).catch(() => {});
-      return;
-    }
-    const reason = `superseded by a newer request${newerId ? ` (${newerId})` : ""} before it ran`;
-    let request: TriggerRequest | null = null;
-    try {
-      request = checkTrigger(older.content, this.config.allowedImages);
-    } catch {
-      // Invalid as well: the history line says only that it was superseded.
-    }
-    // Shares the rejections' budget: a flood of requests cannot flood the history either.
-    if (this.takeLogBudget()) {
-      this.log.info("trigger superseded by a newer one", { claim: older.stamp, by: newer.stamp });
-      try {
-        await this.deps.status.appendHistory(this.statusFor(older, request, "rejected", reason));
-      } catch (err) {
-        this.log.error("cannot write the history", { error: describeError(err).message });
-      }
-    }
-    await this.deps.inbox.remove(older).catch(() => {});
-  }
-
-  /**
-   * Whether one more rejected or superseded trigger may go to the log and history; when a new
-   * window starts, logs how many the window before left out.
-   */
-  private takeLogBudget(): boolean {
-    const budget = this.rejectionLogs.take(this.now());
-    if (budget.suppressedBefore > 0) {
-      this.log.warn("rejected or superseded triggers left out of the log and history", {
-        suppressed: budget.suppressedBefore,
-      });
-    }
-    return budget.ok;
-  }
-
-  private flushSuppressed() {
-    const suppressed = this.rejectionLogs.roll(this.now());
-    if (suppressed > 0) {
-      this.log.warn("rejected or superseded triggers left out of the log and history", {
-        suppressed,
-      });
-    }
-  }
-
-  private statusFor(
-    claim: Claim,
-    request: TriggerRequest | null,
-    state: "rejected" | "failed",
-    error: string,
-  ): StatusFile {
-    const requestId = request?.requestId ?? peekRequestId(claim.content);
-    return {
-      id: `trg-${claim.stamp}`,
-      ...(requestId ? { requestId } : {}),
-      state,
-      container: this.config.container,
-      image: request?.image ?? null,
-      previousImage: null,
-      imageId: null,
-      startedAt: new Date(claim.claimedAt).toISOString(),
-      finishedAt: this.deps.clock.now().toISOString(),
-      error,
-      warnings: [],
-      steps: [],
-    };
-  }
-
-  private async writeStatus(status: StatusFile, history: boolean) {
-    try {
-      await this.deps.status.write(status);
-      if (history) await this.deps.status.appendHistory(status);
-    } catch (err) {
-      this.log.error("cannot write the status file", { error: describeError(err).message });
-    }
-  }
-
-  // ---- heartbeat ---------------------------------------------------------------------
-
-  private async setState(state: WatchState) {
-    if (state !== this.state) this.log.debug("watch state", { state });
-    this.state = state;
-    this.beat();
-    await this.heartbeatWriting;
-  }
-
-  private beat() {
-    const heartbeat = {
-      timestamp: this.deps.clock.now().toISOString(),
-      pid: this.deps.pid,
-      state: this.state,
-      startedAt: this.startedAt,
-      intervalMs: this.o.heartbeatMs,
-    };
-    this.heartbeatWriting = this.heartbeatWriting.then(() => this.deps.heartbeat.write(heartbeat))
-      .then(
-        () => {
-          this.heartbeatFailed = false;
-        },
-        (err) => {
-          if (!this.heartbeatFailed) {
-            this.log.error("cannot write the heartbeat", { error: describeError(err).message });
-          }
-          this.heartbeatFailed = true;
-        },
-      );
+    await this.queue.reject(claim, err, request);
+    if (this.heartbeat.state !== "idle") await this.setState("idle");
   }
 }

@@ -15,7 +15,8 @@ import type { UpdateReport } from "../../lib/update/report.ts";
 import { systemClock } from "../../lib/state.ts";
 import type { ClaimedContent } from "../../lib/watch/trigger.ts";
 import type { UpdateRequest } from "../../lib/update/run.ts";
-import { LogBudget, runWatch, type WatchDeps, type WatchOptions } from "../../lib/watch/loop.ts";
+import { runWatch, type WatchDeps, type WatchOptions } from "../../lib/watch/loop.ts";
+import { LogBudget } from "../../lib/watch/claim_queue.ts";
 import { FakeStatus } from "../fakes/state.ts";
 import { sleep } from "../support/wait.ts";
 
