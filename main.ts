@@ -8,6 +8,7 @@
 import denoJson from "./deno.json" with { type: "json" };
 import type { CliContext, Command } from "./lib/commands/common.ts";
 import { describeError } from "./lib/errors.ts";
+import { printable } from "./lib/printable.ts";
 import { RUN_FLAGS } from "./lib/runtime_flags.ts";
 import { closeLogging } from "./lib/log.ts";
 import { updateCommand } from "./lib/commands/update.ts";
@@ -82,8 +83,9 @@ export async function main(args: string[]): Promise<number> {
     return await command.run(rest, ctx);
   } catch (err) {
     const { message, hint, exitCode } = describeError(err);
-    console.error(`error: ${message}`);
-    if (hint) console.error(`hint: ${hint}`);
+    // An error can quote a registry's answer, a helper's name or a trigger: printable, bounded.
+    console.error(`error: ${printable(message, 2000)}`);
+    if (hint) console.error(`hint: ${printable(hint, 2000)}`);
     if (ctx.env.HYPERBOT_OPS_DEBUG && err instanceof Error) console.error(err.stack);
     return exitCode;
   } finally {

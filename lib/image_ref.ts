@@ -12,6 +12,7 @@
  */
 
 import { RejectedError } from "./errors.ts";
+import { printable } from "./printable.ts";
 
 export interface ImageRef {
   /** Registry host with optional port, e.g. `registry.example.com:5000`; `docker.io` when none was written. */
@@ -146,8 +147,5 @@ export function checkImageRef(text: string, allowed: readonly string[]): ImageRe
   return ref;
 }
 
-/** A short, printable form of untrusted text for error messages and logs. */
-export function printable(text: string, max = 80): string {
-  const escaped = JSON.stringify(text.length > max ? text.slice(0, max) : text).slice(1, -1);
-  return text.length > max ? `${escaped}…` : escaped;
-}
+/** Kept for the callers that import it from here; the one implementation is lib/printable.ts. */
+export { printable };

@@ -17,6 +17,7 @@ import {
 } from "@logtape/logtape";
 import { getRotatingFileSink } from "@logtape/file";
 import { join } from "node:path";
+import { printable, printableJson } from "./printable.ts";
 
 export type Fields = Record<string, unknown>;
 
@@ -143,13 +144,25 @@ const LEVEL_NAMES: Record<LogLevel, string> = {
   fatal: "FATAL",
 };
 
-/** `2026-01-05T10:00:00.000Z INFO  update: pulled image=… step=pull` */
+/** The most characters of a message, and of one field value, a log line holds. */
+export const MAX_LOG_TEXT = 2000;
+
+/**
+ * `2026-01-05T10:00:00.000Z INFO  update: pulled image=… step=pull`
+ *
+ * One event is one line whatever its text holds: the message goes through printable() and each
+ * value is written bare only when it is a plain word, else JSON-quoted with printableJson(), so a
+ * value with spaces, quotes, `=`, controls or bidi characters can neither fake another field or
+ * line nor reach the reader's terminal as an escape.
+ */
 export function formatRecord(record: LogRecord, timestamp: boolean): string {
-  const message = record.message.map((part) => typeof part === "string" ? part : String(part))
-    .join("");
+  const message = printable(
+    record.message.map((part) => typeof part === "string" ? part : String(part)).join(""),
+    MAX_LOG_TEXT,
+  );
   const fields = Object.entries(record.properties)
     .filter(([, v]) => v !== undefined && v !== null && v !== "")
-    .map(([k, v]) => `${k}=${formatValue(v)}`)
+    .map(([k, v]) => `${printable(k, 40)}=${formatValue(v)}`)
     .join(" ");
   const head = `${LEVEL_NAMES[record.level]} ${record.category.slice(1).join(".")}: ${message}`;
   const line = fields ? `${head} ${fields}` : head;
@@ -157,9 +170,12 @@ export function formatRecord(record: LogRecord, timestamp: boolean): string {
 }
 
 function formatValue(value: unknown): string {
-  const text = typeof value === "string" ? value : JSON.stringify(value) ?? String(value);
-  // Quote values that would break `key=value` parsing; escape newlines so one event stays one line.
-  return /^[^\s"=]+$/.test(text) ? text : JSON.stringify(text);
+  const full = typeof value === "string" ? value : printableJson(value);
+  const text = full.length > MAX_LOG_TEXT
+    ? Array.from(full).slice(0, MAX_LOG_TEXT).join("") + "…"
+    : full;
+  const plain = /^[^\s"'=\\]+$/u.test(text) && printable(text, Infinity) === text;
+  return plain ? text : printableJson(text);
 }
 
 function tightenMode(path: string) {

@@ -22,6 +22,7 @@ import type { Heartbeat } from "./watch/heartbeat.ts";
 import { LOG_FILES } from "./log.ts";
 import type { StatusFile, UpdateState } from "./update/report.ts";
 import type { Clock } from "./state.ts";
+import { printable, printableFields } from "./printable.ts";
 
 export const LOG_TAIL_LINES = 5;
 
@@ -75,12 +76,21 @@ const KNOWN_STATES: UpdateState[] = [
   "rejected",
 ];
 
-/** Text from a file the bot's container can write, safe to print: no control characters, bounded. */
-function cleanText<T extends string | null | undefined>(value: T): T {
-  if (typeof value !== "string") return value;
-  // deno-lint-ignore no-control-regex
-  const clean = value.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?");
-  return (clean.length > 300 ? clean.slice(0, 300) + "…" : clean) as T;
+/** The most characters of one field, and of one log line, status shows. */
+const MAX_FIELD = 300;
+const MAX_LOG_LINE = 1000;
+
+/**
+ * A field of the status file, which the bot's container can write: whatever it holds (a string,
+ * an array of escapes, an object), it comes out as printable text, or null when absent.
+ */
+function cleanText(value: unknown): string | null {
+  return value === null || value === undefined ? null : printable(value, MAX_FIELD);
+}
+
+/** Log lines, however they got into the file, made printable one by one. */
+function cleanLines(lines: string[] | null): string[] | null {
+  return lines === null ? null : lines.map((line) => printable(line, MAX_LOG_LINE));
 }
 
 /** Gathers everything side by side. Never throws for what it finds. */
@@ -139,11 +149,11 @@ export async function gatherStatus(
     // is not taken for a good one.
     lastUpdate: last
       ? {
-        id: cleanText(last.id),
+        id: cleanText(last.id) ?? "?",
         state: KNOWN_STATES.includes(last.state) ? last.state : "failed",
         image: cleanText(last.image),
         previousImage: cleanText(last.previousImage),
-        startedAt: cleanText(last.startedAt),
+        startedAt: cleanText(last.startedAt) ?? "?",
         finishedAt: cleanText(last.finishedAt),
         error: KNOWN_STATES.includes(last.state)
           ? cleanText(last.error)
@@ -152,14 +162,17 @@ export async function gatherStatus(
       }
       : null,
     logs: {
-      monitor: { path: logPath(LOG_FILES.watch), lines: monitor },
-      update: { path: logPath(LOG_FILES.update), lines: update },
-      health: { path: logPath(LOG_FILES.health), lines: health },
+      monitor: { path: logPath(LOG_FILES.watch), lines: cleanLines(monitor) },
+      update: { path: logPath(LOG_FILES.update), lines: cleanLines(update) },
+      health: { path: logPath(LOG_FILES.health), lines: cleanLines(health) },
     },
   };
-  report.ok = report.service.ok && report.service.enabledOk && report.cron.ok &&
-    report.watcher.ok && report.container.ok && (report.lastUpdate?.ok ?? true);
-  return report;
+  // The container's labels, the engine's and systemd's answers: every string shown is printable.
+  const safe = printableFields(report, MAX_FIELD);
+  safe.logs = report.logs;
+  safe.ok = safe.service.ok && safe.service.enabledOk && safe.cron.ok &&
+    safe.watcher.ok && safe.container.ok && (safe.lastUpdate?.ok ?? true);
+  return safe;
 }
 
 export interface RenderOptions {

@@ -11,6 +11,7 @@ import { stopTimeoutSeconds } from "../install/plan.ts";
 import { loadConfig, socketPath } from "../config.ts";
 import { checkHealth, renderHealth } from "../health.ts";
 import { loggerFor, setupLogging } from "../log.ts";
+import { printableFields, printableJson } from "../printable.ts";
 import { systemClock } from "../state.ts";
 import { type Command, CONFIG_FLAGS_HELP, configFlags, parseCommandArgs } from "./common.ts";
 
@@ -67,9 +68,9 @@ export const healthCommand: Command = {
         config,
         { fix: !values["no-fix"] },
       );
-      if (values.json) ctx.stdout(JSON.stringify(report, null, 2));
+      if (values.json) ctx.stdout(printableJson(report, 2));
       else if (!values.quiet || !report.ok || report.repair.attempted) {
-        ctx.stdout(renderHealth(report));
+        ctx.stdout(renderHealth(printableFields(report)));
       }
       return report.ok ? 0 : 1;
     } finally {

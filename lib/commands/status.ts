@@ -11,6 +11,7 @@ import { FileHeartbeatStore } from "../watch/heartbeat.ts";
 import { gatherStatus, LOG_TAIL_LINES, renderStatus } from "../status.ts";
 import { systemClock } from "../state.ts";
 import { UsageError } from "../errors.ts";
+import { printableJson } from "../printable.ts";
 import { type Command, CONFIG_FLAGS_HELP, configFlags, parseCommandArgs } from "./common.ts";
 
 const HELP = `hyperbot-ops status: the monitor, the bot and the last update on one screen
@@ -66,9 +67,8 @@ export const statusCommand: Command = {
       if (values.json) {
         const { ok, checkedAt, service, cron, container, watcher, lastUpdate, logs } = report;
         ctx.stdout(
-          JSON.stringify(
+          printableJson(
             { ok, checkedAt, service, cron, container, watcher, lastUpdate, logs },
-            null,
             2,
           ),
         );

@@ -2,6 +2,7 @@ import { loadConfig } from "../config.ts";
 import { createRealDeps } from "../deps.ts";
 import type { PullProgress } from "../docker.ts";
 import { loggerFor, setupLogging } from "../log.ts";
+import { printableFields, printableJson } from "../printable.ts";
 import { exitCodeOfOutcome, type UpdateReport } from "../update/report.ts";
 import { runUpdate } from "../update/run.ts";
 import {
@@ -56,7 +57,7 @@ export const updateCommand: Command = {
         source: "cli",
       });
       progress?.done();
-      ctx.stdout(values.json ? JSON.stringify(report, null, 2) : renderReport(report, ctx));
+      ctx.stdout(values.json ? printableJson(report, 2) : renderReport(report, ctx));
       return exitCodeOfOutcome(report.outcome);
     } finally {
       progress?.done();
@@ -73,7 +74,9 @@ const MARK: Record<UpdateReport["outcome"], string> = {
   rejected: "❌",
 };
 
-export function renderReport(report: UpdateReport, ctx: Pick<CliContext, "env">): string {
+export function renderReport(raw: UpdateReport, ctx: Pick<CliContext, "env">): string {
+  // The error and warnings can quote a registry's answer or a container's output.
+  const report = printableFields(raw, 2000);
   const plain = Boolean(ctx.env.NO_COLOR);
   const mark = plain ? "" : `${MARK[report.outcome]} `;
   const lines = [`${mark}${report.outcome}: ${report.container}`];

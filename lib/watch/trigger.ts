@@ -8,7 +8,8 @@
  */
 
 import { RejectedError } from "../errors.ts";
-import { checkImageRef, parseImageRef, printable } from "../image_ref.ts";
+import { checkImageRef, parseImageRef } from "../image_ref.ts";
+import { printable } from "../printable.ts";
 
 /** The most bytes a trigger may hold. Readers read one byte more to tell "too big" apart. */
 export const MAX_TRIGGER_BYTES = 4096;

@@ -187,3 +187,49 @@ Deno.test("text from the bot's status file reaches the terminal without escape s
   assert.equal(forged.lastUpdate?.ok, false);
   assert.match(forged.lastUpdate?.error ?? "", /unknown state 'hacked'/);
 });
+
+/** Any C0/C1 control, DEL, bidi override or isolate left in rendered text. */
+// deno-lint-ignore no-control-regex
+const RAW_ESCAPE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+
+Deno.test("non-string fields of the status file are rendered printable, on the screen and in JSON", async () => {
+  const { deps, state } = setup();
+  const title = ["\u001b]0;owned\u0007\u001b[2J", "\u009b31m", "\u202egpj.exe"];
+  state.last = {
+    ...LAST,
+    state: "failed",
+    error: title,
+    image: { x: "\u009d0;t\u009c" },
+    id: 7,
+    previousImage: ["\u001b[2J"],
+    finishedAt: ["\u2066x\u2069"],
+  } as unknown as StatusFile;
+  const report = await gatherStatus(deps, config);
+  const text = renderStatus(report, { color: false });
+  assert.doesNotMatch(text, RAW_ESCAPE);
+  assert.match(text, /\\u001b\]0;owned\\u0007\\u001b\[2J/);
+  assert.equal(typeof report.lastUpdate?.error, "string");
+  const json = JSON.stringify(report);
+  assert.doesNotMatch(json, RAW_ESCAPE);
+});
+
+Deno.test("log tails shown by status hold no raw escapes and are cut to a bounded length", async () => {
+  const { deps, state } = setup();
+  state.logs["/opt/bot/logs/monitor.log"] = [
+    "INFO  watch: \u001b]0;owned\u0007\u001b[2J\u009b2J\u202e",
+    "x".repeat(100_000),
+  ];
+  const report = await gatherStatus(deps, config);
+  const text = renderStatus(report, { color: false });
+  assert.doesNotMatch(text, RAW_ESCAPE);
+  assert.match(text, /INFO {2}watch: \\x1b\]0;owned/);
+  assert.ok(text.length < 5_000, `${text.length}`);
+});
+
+Deno.test("labels and names from the container's image reach the screen printable", async () => {
+  const { deps, state } = setup();
+  state.bot = { ...BOT, labels: { "org.opencontainers.image.version": "1.0\u001b[2J\u202e" } };
+  const report = await gatherStatus(deps, config);
+  assert.doesNotMatch(renderStatus(report, { color: false }), RAW_ESCAPE);
+  assert.doesNotMatch(JSON.stringify(report), RAW_ESCAPE);
+});

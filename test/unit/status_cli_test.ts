@@ -1,0 +1,83 @@
+/**
+ * `hyperbot-ops status` run as the operator runs it, with a status file and a log the attacker
+ * wrote: what reaches the terminal holds no escape, and `--json` stays valid JSON.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runCli } from "../support/cli.ts";
+
+// deno-lint-ignore no-control-regex
+const RAW_ESCAPE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+const TITLE = "\u001b]0;owned\u0007\u001b[2J";
+
+async function hostileSetup() {
+  const dir = await Deno.makeTempDir({ prefix: "hyperbot-status-cli-" });
+  const dataDir = join(dir, "data");
+  const logDir = join(dir, "logs");
+  const stateDir = join(dir, "state");
+  for (const d of [dataDir, logDir, stateDir]) await Deno.mkdir(d);
+  await Deno.writeTextFile(
+    join(dataDir, ".update_status.json"),
+    JSON.stringify({
+      id: "u1",
+      state: "failed",
+      container: "bot",
+      image: [TITLE, "\u009b2J", "\u202e"],
+      previousImage: null,
+      startedAt: "2026-01-05T10:00:00Z",
+      finishedAt: { at: TITLE },
+      error: [TITLE, "\u009d0;x\u009c"],
+      warnings: [],
+      steps: [],
+    }),
+  );
+  await Deno.writeTextFile(
+    join(logDir, "monitor.log"),
+    `INFO  watch: started\nERROR watch: ${TITLE}\u009b31m\u202eevil\n`,
+  );
+  const configFile = join(dir, "config.json");
+  await Deno.writeTextFile(configFile, "{}");
+  const args = [
+    "--config",
+    configFile,
+    "--data-dir",
+    dataDir,
+    "--log-dir",
+    logDir,
+    "--state-dir",
+    stateDir,
+    "--docker-host",
+    `unix://${join(dir, "no-docker.sock")}`,
+  ];
+  return { dir, args };
+}
+
+Deno.test("status prints a hostile status file and log tail without raw escapes", async () => {
+  const { dir, args } = await hostileSetup();
+  try {
+    const out = await runCli(["status", ...args]);
+    assert.equal(out.code, 1, out.stderr);
+    assert.doesNotMatch(out.stdout, RAW_ESCAPE);
+    assert.doesNotMatch(out.stderr, RAW_ESCAPE);
+    assert.match(out.stdout, /Last update +failed/);
+    assert.match(out.stdout, /ERROR watch: \\x1b\]0;owned\\x07\\x1b\[2J\\x9b31m\\u202eevil/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("status --json stays valid JSON with hostile text escaped", async () => {
+  const { dir, args } = await hostileSetup();
+  try {
+    const out = await runCli(["status", "--json", ...args]);
+    assert.equal(out.code, 1, out.stderr);
+    assert.doesNotMatch(out.stdout, RAW_ESCAPE);
+    const report = JSON.parse(out.stdout);
+    assert.equal(typeof report.lastUpdate.error, "string");
+    assert.doesNotMatch(report.lastUpdate.error, RAW_ESCAPE);
+    assert.doesNotMatch(report.logs.monitor.lines.join("\n"), RAW_ESCAPE);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
