@@ -1,24 +1,16 @@
 import assert from "node:assert/strict";
 import { FileTriggerInbox } from "../../lib/adapters/trigger_inbox.ts";
-import type { Claim, TriggerInbox } from "../../lib/adapters/trigger_inbox.ts";
-import {
-  DenoFolderWatcher,
-  type FolderWatch,
-  type FolderWatcher,
-  releaseFifoReaders,
-} from "../../lib/adapters/fs_watcher.ts";
+import { DenoFolderWatcher, releaseFifoReaders } from "../../lib/adapters/fs_watcher.ts";
 import { loadConfig } from "../../lib/config.ts";
 import { DockerError, LockedError, RejectedError } from "../../lib/errors.ts";
-import type { Heartbeat, HeartbeatStore } from "../../lib/watch/heartbeat.ts";
 import { MemoryLogger } from "../../lib/log.ts";
 import type { UpdateReport } from "../../lib/update/report.ts";
-import { systemClock } from "../../lib/state.ts";
-import type { ClaimedContent } from "../../lib/watch/trigger.ts";
 import type { UpdateRequest } from "../../lib/update/run.ts";
 import { runWatch, type WatchDeps, type WatchOptions } from "../../lib/watch/loop.ts";
 import { LogBudget } from "../../lib/watch/claim_queue.ts";
-import { FakeStatus } from "../fakes/state.ts";
-import { sleep } from "../support/wait.ts";
+import { FakeClock, FakeStatus } from "../fakes/state.ts";
+import { FakeFolderWatcher, FakeHeartbeat, FakeInbox } from "../fakes/watch.ts";
+import { eventually, sleep } from "../support/wait.ts";
 
 const IMAGE = "127.0.0.1:5000/hyperbot/app";
 const config = loadConfig({
@@ -37,104 +29,6 @@ const FAST: Partial<WatchOptions> = {
   lockRetryMs: 50,
   heartbeatMs: 1_000,
 };
-
-/** The data folder and the claim folder, in memory. */
-class FakeInbox implements TriggerInbox {
-  trigger: ClaimedContent | null = null;
-  claims = new Map<string, Claim>();
-  dirId: string | null = "1:1";
-  readonly calls: string[] = [];
-  private n = 0;
-
-  write(text: string) {
-    this.trigger = { kind: "file", bytes: new TextEncoder().encode(text) };
-  }
-  /** A claim a previous run left in stateDir (`startedAt`: when it was handed to an update). */
-  stage(stamp: string, text: string, startedAt: number | null = null) {
-    this.claims.set(stamp, { stamp, claimedAt: Number(stamp), startedAt, content: fileOf(text) });
-  }
-  claim(): Promise<Claim | null> {
-    this.calls.push("claim");
-    if (!this.trigger || this.dirId === null) return Promise.resolve(null);
-    const claim: Claim = {
-      stamp: String(++this.n).padStart(6, "0"),
-      claimedAt: Date.now(),
-      startedAt: null,
-      content: this.trigger,
-    };
-    this.trigger = null;
-    if (claim.content.kind === "file") this.claims.set(claim.stamp, claim);
-    return Promise.resolve(claim);
-  }
-  pending(): Promise<Claim[]> {
-    this.calls.push("pending");
-    return Promise.resolve(
-      [...this.claims.values()].sort((a, b) => a.stamp.localeCompare(b.stamp)),
-    );
-  }
-  markStarted(claim: Claim, at: number): Promise<Claim> {
-    const next = { ...claim, startedAt: at };
-    this.claims.set(claim.stamp, next);
-    return Promise.resolve(next);
-  }
-  unmarkStarted(claim: Claim): Promise<Claim> {
-    const next = { ...claim, startedAt: null };
-    this.claims.set(claim.stamp, next);
-    return Promise.resolve(next);
-  }
-  remove(claim: Claim): Promise<void> {
-    this.claims.delete(claim.stamp);
-    return Promise.resolve();
-  }
-  hasTrigger(): Promise<boolean> {
-    return Promise.resolve(this.trigger !== null && this.dirId !== null);
-  }
-  dataDirIdentity(): Promise<string | null> {
-    return Promise.resolve(this.dirId);
-  }
-}
-
-/** A folder watcher whose events the test fires. */
-class FakeFolderWatcher implements FolderWatcher {
-  active: { onChange: (paths: string[]) => void; end: () => void } | null = null;
-  starts = 0;
-  watch(_dir: string, onChange: (paths: string[]) => void): FolderWatch {
-    this.starts++;
-    let end!: () => void;
-    const ended = new Promise<void>((resolve) => end = resolve);
-    const entry = { onChange, end };
-    this.active = entry;
-    return {
-      ended,
-      unstall: () => Promise.resolve(),
-      close: () => {
-        if (this.active === entry) this.active = null;
-        end();
-        return Promise.resolve();
-      },
-    };
-  }
-  fire(name = ".update_trigger") {
-    this.active?.onChange([`/data/${name}`]);
-  }
-  /** The folder was removed: the watch ends by itself. */
-  vanish() {
-    const active = this.active;
-    this.active = null;
-    active?.end();
-  }
-}
-
-class FakeHeartbeat implements HeartbeatStore {
-  readonly beats: Heartbeat[] = [];
-  write(heartbeat: Heartbeat) {
-    this.beats.push(heartbeat);
-    return Promise.resolve();
-  }
-  read() {
-    return Promise.resolve(this.beats.at(-1) ?? null);
-  }
-}
 
 function report(
   request: UpdateRequest,
@@ -159,6 +53,7 @@ function report(
 }
 
 interface Harness {
+  clock: FakeClock;
   inbox: FakeInbox;
   watcher: FakeFolderWatcher;
   status: FakeStatus;
@@ -170,10 +65,13 @@ interface Harness {
   stop: AbortController;
   /** Runs the loop; resolves with its summary after stop. */
   start(options?: Partial<WatchOptions>): Promise<Awaited<ReturnType<typeof runWatch>>>;
+  /** Runs the loop on virtual time until `check` holds; fails after `limitMs` of it. */
+  until(what: string, check: () => boolean, limitMs?: number): Promise<void>;
 }
 
 function harness(overrides: Partial<WatchDeps> = {}): Harness {
-  const inbox = new FakeInbox();
+  const clock = new FakeClock();
+  const inbox = new FakeInbox(clock);
   const watcher = new FakeFolderWatcher();
   const status = new FakeStatus();
   const heartbeat = new FakeHeartbeat();
@@ -184,7 +82,7 @@ function harness(overrides: Partial<WatchDeps> = {}): Harness {
   const deps: WatchDeps = {
     inbox,
     watcher,
-    clock: systemClock,
+    clock,
     logger,
     heartbeat,
     status,
@@ -202,6 +100,7 @@ function harness(overrides: Partial<WatchDeps> = {}): Harness {
     ...overrides,
   };
   return {
+    clock,
     inbox,
     watcher,
     status,
@@ -212,22 +111,15 @@ function harness(overrides: Partial<WatchDeps> = {}): Harness {
     deps,
     stop,
     start: (options = {}) => runWatch(deps, config, stop.signal, { ...FAST, ...options }),
+    until: (what, check, limitMs) => clock.runUntil(what, check, limitMs),
   };
-}
-
-async function until(what: string, check: () => boolean, timeoutMs = 3_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(5);
-  }
 }
 
 Deno.test("recovery from the journal runs before anything else, then a trigger present at start runs at once", async () => {
   const h = harness();
   h.inbox.write(`${IMAGE}:v2\n`);
   const running = h.start({ rescanMs: 10_000 });
-  await until("the update", () => h.requests.length === 1);
+  await h.until("the update", () => h.requests.length === 1);
   h.stop.abort();
   await running;
   assert.deepEqual(h.events, ["recover", `update ${IMAGE}:v2`]);
@@ -244,12 +136,13 @@ Deno.test("recovery from the journal runs before anything else, then a trigger p
 Deno.test("an inotify event is acted on at once, not at the next rescan", async () => {
   const h = harness();
   const running = h.start({ rescanMs: 10_000, debounceMs: 50, maxDelayMs: 80 });
-  await until("the folder watch", () => h.watcher.active !== null);
+  await h.until("the folder watch", () => h.watcher.active !== null);
   h.inbox.write(`${IMAGE}:v2`);
   h.watcher.fire();
-  // until() gives up after 3 s, long before the 10 s rescan: only the event can have done it.
+  // until() gives up after 3 s of virtual time, long before the 10 s rescan: only the event can
+  // have done it.
   // The 100 ms target itself is bench/'s to measure.
-  await until("the update", () => h.requests.length === 1);
+  await h.until("the update", () => h.requests.length === 1);
   h.stop.abort();
   await running;
   assert.equal(h.requests[0].image, `${IMAGE}:v2`);
@@ -258,13 +151,13 @@ Deno.test("an inotify event is acted on at once, not at the next rescan", async 
 Deno.test("a burst of writes leads to one update of the last request", async () => {
   const h = harness();
   const running = h.start({ rescanMs: 10_000 });
-  await until("the folder watch", () => h.watcher.active !== null);
+  await h.until("the folder watch", () => h.watcher.active !== null);
   for (let i = 1; i <= 10; i++) {
     h.inbox.write(`${IMAGE}:v${i}`);
     h.watcher.fire();
-    await sleep(2);
+    await h.clock.advance(2);
   }
-  await sleep(200);
+  await h.clock.advance(200);
   h.stop.abort();
   await running;
   assert.deepEqual(h.requests.map((r) => r.image), [`${IMAGE}:v10`]);
@@ -275,7 +168,7 @@ Deno.test("claims waiting together run only the newest; the older ones are super
   h.inbox.stage("000001", `${IMAGE}:v1`);
   h.inbox.stage("000002", `${IMAGE}:v2`);
   const running = h.start();
-  await until("the update", () => h.requests.length === 1);
+  await h.until("the update", () => h.requests.length === 1);
   h.stop.abort();
   const summary = await running;
   assert.equal(h.requests[0].image, `${IMAGE}:v2`);
@@ -288,7 +181,7 @@ Deno.test("a superseded request is told in the history, with its request id", as
   h.inbox.stage("000001", JSON.stringify({ image: `${IMAGE}:v1`, id: "req-1" }));
   h.inbox.stage("000002", JSON.stringify({ image: `${IMAGE}:v2`, id: "req-2" }));
   const running = h.start();
-  await until("the update", () => h.requests.length === 1);
+  await h.until("the update", () => h.requests.length === 1);
   h.stop.abort();
   await running;
   assert.equal(h.requests[0].requestId, "req-2");
@@ -306,7 +199,7 @@ Deno.test("the same request id sent twice is not told as superseded", async () =
     h.inbox.stage(stamp, JSON.stringify({ image: `${IMAGE}:v2`, id: "req-1" }));
   }
   const running = h.start();
-  await until("the update", () => h.requests.length === 1);
+  await h.until("the update", () => h.requests.length === 1);
   h.stop.abort();
   const summary = await running;
   assert.equal(h.requests[0].requestId, "req-1");
@@ -330,14 +223,14 @@ Deno.test("a trigger written during an update waits for the next turn", async ()
   };
   h.inbox.write(`${IMAGE}:v2`);
   const running = h.start();
-  await until("the first update", () => h.requests.length === 1);
+  await h.until("the first update", () => h.requests.length === 1);
   h.inbox.write(`${IMAGE}:v3`);
   h.watcher.fire();
-  await sleep(150);
+  await h.clock.advance(150);
   assert.equal(h.requests.length, 1, "the second trigger must wait");
   assert.ok(h.inbox.trigger !== null, "the waiting trigger is not claimed during the update");
   release();
-  await until("the second update", () => h.requests.length === 2);
+  await h.until("the second update", () => h.requests.length === 2);
   h.stop.abort();
   await running;
   assert.deepEqual(h.requests.map((r) => r.image), [`${IMAGE}:v2`, `${IMAGE}:v3`]);
@@ -359,11 +252,11 @@ Deno.test("LockedError keeps the trigger and retries it later", async () => {
   };
   h.inbox.write(`${IMAGE}:v2`);
   const running = h.start();
-  await until("the locked attempt", () => attempts === 1);
-  await sleep(10);
+  await h.until("the locked attempt", () => attempts === 1);
+  await h.clock.advance(10);
   assert.equal(h.inbox.claims.size, 1, "the claim is kept");
   assert.equal([...h.inbox.claims.values()][0].startedAt, null, "and waits again");
-  await until("the retry", () => h.requests.length === 1);
+  await h.until("the retry", () => h.requests.length === 1);
   h.stop.abort();
   await running;
   assert.equal(claimsDuringLock, 1);
@@ -383,7 +276,7 @@ Deno.test("the Docker daemon away keeps the trigger and retries with backoff", a
   });
   h.inbox.write(`${IMAGE}:v2`);
   const running = h.start();
-  await until("the update", () => h.requests.length === 1, 5_000);
+  await h.until("the update", () => h.requests.length === 1, 5_000);
   h.stop.abort();
   await running;
   assert.equal(pings, 4);
@@ -396,7 +289,7 @@ Deno.test("a rejected trigger writes state rejected with the reason, logs it, an
   const h = harness();
   h.inbox.write('{"image": "127.0.0.1:5000/evil/app:v2", "id": "req-9"}');
   const running = h.start();
-  await until("the status", () => h.status.current !== null);
+  await h.until("the status", () => h.status.current !== null);
   h.stop.abort();
   const summary = await running;
   assert.equal(h.requests.length, 0);
@@ -413,7 +306,7 @@ Deno.test("a symlink trigger is rejected with its kind as the reason", async () 
   const h = harness();
   h.inbox.trigger = { kind: "symlink", bytes: null };
   const running = h.start();
-  await until("the status", () => h.status.current !== null);
+  await h.until("the status", () => h.status.current !== null);
   h.stop.abort();
   await running;
   assert.match(h.status.current?.error ?? "", /symlink, not a regular file/);
@@ -426,7 +319,7 @@ Deno.test("a RejectedError from the update engine is written as rejected too", a
   });
   h.inbox.write(`${IMAGE}:v2`);
   const running = h.start();
-  await until("the status", () => h.status.current !== null);
+  await h.until("the status", () => h.status.current !== null);
   h.stop.abort();
   await running;
   assert.equal(h.status.current?.state, "rejected");
@@ -437,15 +330,14 @@ Deno.test("a RejectedError from the update engine is written as rejected too", a
 Deno.test("a flood of rejected triggers keeps the log and the history bounded", async () => {
   const h = harness();
   const running = h.start({ maxRejectionLogs: 5, debounceMs: 1, maxDelayMs: 1 });
-  await until("the folder watch", () => h.watcher.active !== null);
-  let written = 0;
-  const deadline = Date.now() + 400;
-  while (Date.now() < deadline) {
-    h.inbox.write(`junk ${written++}`);
+  await h.until("the folder watch", () => h.watcher.active !== null);
+  // 200 bad triggers in 400 ms, each one claimed: far inside the budget's 60 s window.
+  for (let written = 0; written < 200; written++) {
+    h.inbox.write(`junk ${written}`);
     h.watcher.fire();
-    if (written % 20 === 0) await sleep(1);
+    await h.clock.advance(2);
   }
-  await sleep(50);
+  await h.clock.advance(50);
   h.stop.abort();
   const summary = await running;
   assert.ok(summary.rejected > 5, `rejected ${summary.rejected}`);
@@ -471,7 +363,7 @@ Deno.test("a claim handed to an update that recovery finished is not run again",
   });
   h.inbox.stage("000001", `${IMAGE}:v2`, 2);
   const running = h.start();
-  await sleep(150);
+  await h.clock.advance(150);
   h.stop.abort();
   await running;
   assert.equal(h.requests.length, 0);
@@ -480,11 +372,11 @@ Deno.test("a claim handed to an update that recovery finished is not run again",
 
 Deno.test("a claim handed over just before a kill, with no sign the update began, runs now", async () => {
   const h = harness();
-  const startedAt = Date.now();
+  const startedAt = h.clock.now().getTime();
   h.status.current = { ...statusAt(new Date(startedAt - 60_000)) };
   h.inbox.stage("000001", `${IMAGE}:v2`, startedAt);
   const running = h.start();
-  await until("the update", () => h.requests.length === 1);
+  await h.until("the update", () => h.requests.length === 1);
   h.stop.abort();
   await running;
   assert.equal(h.requests[0].image, `${IMAGE}:v2`);
@@ -492,11 +384,11 @@ Deno.test("a claim handed over just before a kill, with no sign the update began
 
 Deno.test("a claim whose update finished before the kill is not run again", async () => {
   const h = harness();
-  const startedAt = Date.now() - 5_000;
+  const startedAt = h.clock.now().getTime() - 5_000;
   h.status.current = { ...statusAt(new Date(startedAt + 10)) };
   h.inbox.stage("000001", `${IMAGE}:v2`, startedAt);
   const running = h.start();
-  await sleep(150);
+  await h.clock.advance(150);
   h.stop.abort();
   await running;
   assert.equal(h.requests.length, 0);
@@ -517,11 +409,11 @@ Deno.test("stopping during an update lets it finish and takes no new trigger", a
     stopped = true;
     return s;
   });
-  await until("the update", () => h.requests.length === 1);
+  await h.until("the update", () => h.requests.length === 1);
   h.stop.abort();
   h.inbox.write(`${IMAGE}:v3`);
   h.watcher.fire();
-  await sleep(100);
+  await h.clock.advance(100);
   assert.equal(stopped, false, "it waits for the update in progress");
   release();
   await running;
@@ -542,7 +434,7 @@ Deno.test("recovery waits and retries while the Docker daemon is away", async ()
   });
   h.inbox.write(`${IMAGE}:v2`);
   const running = h.start();
-  await until("the update", () => h.requests.length === 1);
+  await h.until("the update", () => h.requests.length === 1);
   h.stop.abort();
   await running;
   assert.equal(attempts, 3);
@@ -551,14 +443,14 @@ Deno.test("recovery waits and retries while the Docker daemon is away", async ()
 Deno.test("a data folder that vanishes and comes back is watched again", async () => {
   const h = harness();
   const running = h.start({ rescanMs: 10_000 });
-  await until("the folder watch", () => h.watcher.active !== null);
+  await h.until("the folder watch", () => h.watcher.active !== null);
   h.inbox.dirId = null;
   h.watcher.vanish();
-  await sleep(80);
+  await h.clock.advance(80);
   assert.equal(h.watcher.active, null);
   h.inbox.dirId = "1:2";
   h.inbox.write(`${IMAGE}:v2`);
-  await until("the update", () => h.requests.length === 1);
+  await h.until("the update", () => h.requests.length === 1);
   h.stop.abort();
   await running;
   assert.ok(h.watcher.starts >= 2);
@@ -569,9 +461,9 @@ Deno.test("a data folder that vanishes and comes back is watched again", async (
 Deno.test("the rescan finds a trigger whose event was missed", async () => {
   const h = harness();
   const running = h.start({ rescanMs: 60 });
-  await until("the folder watch", () => h.watcher.active !== null);
+  await h.until("the folder watch", () => h.watcher.active !== null);
   h.inbox.write(`${IMAGE}:v2`);
-  await until("the update", () => h.requests.length === 1);
+  await h.until("the update", () => h.requests.length === 1);
   h.stop.abort();
   await running;
 });
@@ -579,10 +471,10 @@ Deno.test("the rescan finds a trigger whose event was missed", async () => {
 Deno.test("events for other files in the data folder do not wake the loop", async () => {
   const h = harness();
   const running = h.start({ rescanMs: 10_000 });
-  await until("the folder watch", () => h.watcher.active !== null);
+  await h.until("the folder watch", () => h.watcher.active !== null);
   const claimsBefore = h.inbox.calls.filter((c) => c === "claim").length;
   for (let i = 0; i < 20; i++) h.watcher.fire(".update_status.json");
-  await sleep(100);
+  await h.clock.advance(100);
   h.stop.abort();
   await running;
   assert.equal(h.inbox.calls.filter((c) => c === "claim").length, claimsBefore);
@@ -591,7 +483,7 @@ Deno.test("events for other files in the data folder do not wake the loop", asyn
 Deno.test("the heartbeat carries pid and state, on start and on every change", async () => {
   const h = harness();
   const running = h.start({ heartbeatMs: 40 });
-  await sleep(150);
+  await h.clock.advance(150);
   h.stop.abort();
   await running;
   const states = h.heartbeat.beats.map((b) => b.state);
@@ -603,10 +495,6 @@ Deno.test("the heartbeat carries pid and state, on start and on every change", a
     h.heartbeat.beats.every((b) => b.pid === 4242 && !Number.isNaN(Date.parse(b.timestamp))),
   );
 });
-
-function fileOf(text: string): ClaimedContent {
-  return { kind: "file", bytes: new TextEncoder().encode(text) };
-}
 
 function statusAt(startedAt: Date) {
   return {
@@ -638,7 +526,11 @@ Deno.test("a FIFO trigger neither stalls the real folder watch once claimed nor 
     const claim = await new FileTriggerInbox(dir, `${base}/state`).claim();
     assert.equal(claim?.content.kind, "fifo");
     await Deno.writeTextFile(`${dir}/after`, "x");
-    await until("the event after the FIFO", () => seen.some((p) => p.endsWith("/after")));
+    await eventually(
+      "the event after the FIFO",
+      () => Promise.resolve(seen.some((p) => p.endsWith("/after"))),
+      { timeoutMs: 3_000, intervalMs: 5 },
+    );
 
     // A FIFO under another name: unstall lets the stalled open return; once it is gone,
     // close ends the watch. (With it still there, close leaves the thread to process exit.)
@@ -667,7 +559,7 @@ Deno.test("an update left unfinished in the journal is retried on the rescan, no
     },
   });
   const running = h.start({ rescanMs: 30, backoffMs: 10 });
-  await until("the unfinished update to be finished", () => calls >= 3);
+  await h.until("the unfinished update to be finished", () => calls >= 3);
   h.stop.abort();
   await running;
   assert.ok(
