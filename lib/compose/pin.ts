@@ -1,0 +1,192 @@
+/**
+ * Pinning: after a verified update (or `update --rollback`), make the container's compose
+ * project name the image the bot now runs, so a later `docker compose up -d` keeps it instead
+ * of silently going back. One value in one file changes; when that cannot be done safely,
+ * nothing changes and a warning names the file and line to edit.
+ *
+ * `compose` config key: `pin` (default) edits; `warn` only warns when the project names
+ * another image; `off` does neither.
+ */
+
+import type { Containers } from "../docker.ts";
+import type { Logger } from "../log.ts";
+import {
+  checkChange,
+  type FileChange,
+  type FileTexts,
+  type Place,
+  planPin,
+  resolveImageSource,
+  sameImage,
+} from "./plan.ts";
+import { type ComposeProject, detectComposeProject } from "./project.ts";
+
+export type ComposeMode = "pin" | "warn" | "off";
+export const COMPOSE_MODES: readonly ComposeMode[] = ["pin", "warn", "off"];
+
+/** The suffix of the one backup kept beside an edited file. */
+export const BACKUP_SUFFIX = ".hyperbot-ops.bak";
+
+/** The operator's compose files, read and replaced with care. */
+export interface ComposeFiles {
+  /**
+   * The text of a file; null when it does not exist. Throws (with the reason) for a file that
+   * must not be edited: a symbolic link, not a regular file, too large, not UTF-8.
+   */
+  read(path: string): Promise<string | null>;
+  /**
+   * Replaces the file's content atomically (temporary file in the same folder, rename), with
+   * the same owner and mode, after copying the current content to `<path>.hyperbot-ops.bak`.
+   * Throws, changing nothing, when the file no longer holds `expected` (edited meanwhile).
+   */
+  replace(path: string, expected: string, next: string): Promise<{ backup: string }>;
+}
+
+export interface PinDeps {
+  docker: Pick<Containers, "inspectContainer">;
+  files: ComposeFiles;
+  logger: Logger;
+}
+
+export interface PinResult {
+  /** The change made, when one was. */
+  changed: (Omit<FileChange, "before" | "after"> & { backup: string }) | null;
+  /** For the report, the status file, update.log and notification. */
+  warnings: string[];
+}
+
+const NOTHING: PinResult = { changed: null, warnings: [] };
+
+/**
+ * Pins `image` in the compose project of `container`. Never throws: every problem is a
+ * warning, and the bot (already updated and verified) is not affected.
+ */
+export async function pinComposeImage(
+  deps: PinDeps,
+  mode: ComposeMode,
+  container: string,
+  image: string,
+): Promise<PinResult> {
+  if (mode === "off") return NOTHING;
+  try {
+    const info = await deps.docker.inspectContainer(container);
+    const detection = detectComposeProject(info?.labels);
+    if (!detection.managed) return NOTHING;
+    if (detection.project === null) {
+      return warnOnly(
+        deps,
+        `${detection.reason}; edit the image in its compose file by hand to ${image} so 'docker compose up -d' keeps this version`,
+      );
+    }
+    const project = detection.project;
+    const texts = await readProject(deps.files, project);
+    const plan = planPin(project, texts, image);
+    if (plan.kind === "agrees") {
+      deps.logger.debug("the compose project already names this image", {
+        file: plan.source.composeAt.file,
+      });
+      return NOTHING;
+    }
+    if (plan.kind === "refused") return warnOnly(deps, refusalText(plan.at, plan.reason, image));
+    const { change } = plan;
+    if (mode === "warn") {
+      return warnOnly(
+        deps,
+        `compose file not pinned (compose: warn): ${
+          where({ file: change.file, line: change.line })
+        } ` +
+          `names ${change.from}; change it to ${change.to}, or the next 'docker compose up -d' goes back to the old image`,
+      );
+    }
+    const problem = checkChange(project, texts, change, image);
+    if (problem) {
+      return warnOnly(deps, refusalText({ file: change.file, line: change.line }, problem, image));
+    }
+    const { backup } = await deps.files.replace(change.file, change.before, change.after);
+    deps.logger.info("pinned the image in the compose project", {
+      file: change.file,
+      line: change.line,
+      from: change.from,
+      to: change.to,
+      backup,
+    });
+    const { before: _b, after: _a, ...rest } = change;
+    return { changed: { ...rest, backup }, warnings: [] };
+  } catch (err) {
+    return warnOnly(
+      deps,
+      `could not pin the image in the compose project: ${(err as Error).message}; ` +
+        `edit its image by hand to ${image} so 'docker compose up -d' keeps this version`,
+    );
+  }
+}
+
+export interface ComposeAgreement {
+  project: string;
+  service: string;
+  /** The compose file and line of `image:`, when known. */
+  file: string | null;
+  line: number | null;
+  /** What compose would run, or null when it cannot be told. */
+  composeImage: string | null;
+  runningImage: string;
+  /** true/false, or null when it cannot be told (see reason). */
+  agrees: boolean | null;
+  reason: string | null;
+}
+
+/**
+ * For `status`: whether the compose project names the image the container runs. Null for a
+ * container compose does not manage. Never throws.
+ */
+export async function checkComposeAgreement(
+  files: ComposeFiles,
+  labels: Record<string, string> | null | undefined,
+  runningImage: string,
+): Promise<ComposeAgreement | null> {
+  const detection = detectComposeProject(labels);
+  if (!detection.managed) return null;
+  const base = { file: null, line: null, composeImage: null, runningImage, agrees: null };
+  if (detection.project === null) {
+    return { ...base, project: detection.projectName, service: "?", reason: detection.reason };
+  }
+  const project = detection.project;
+  const names = { project: project.project, service: project.service };
+  try {
+    const r = resolveImageSource(project, await readProject(files, project));
+    if (!r.ok) return { ...base, ...names, file: r.at.file, line: r.at.line, reason: r.reason };
+    return {
+      ...names,
+      file: r.source.composeAt.file,
+      line: r.source.composeAt.line,
+      composeImage: r.source.image,
+      runningImage,
+      agrees: sameImage(r.source.image, runningImage),
+      reason: null,
+    };
+  } catch (err) {
+    return { ...base, ...names, reason: (err as Error).message };
+  }
+}
+
+async function readProject(files: ComposeFiles, project: ComposeProject): Promise<FileTexts> {
+  const texts = new Map<string, string | null>();
+  for (const file of [...project.configFiles, ...project.envFiles]) {
+    if (!texts.has(file)) texts.set(file, await files.read(file));
+  }
+  return texts;
+}
+
+/** The caller logs the warning with the update's fields (update.log) and reports it. */
+function warnOnly(_deps: PinDeps, text: string): PinResult {
+  return { changed: null, warnings: [text] };
+}
+
+function refusalText(at: Place, reason: string, image: string): string {
+  return `compose file not pinned, ${where(at)}: ${reason}. Edit it by hand to name ${image}, ` +
+    `or the next 'docker compose up -d' goes back to the old image`;
+}
+
+function where(at: Place): string {
+  return at.line === null ? at.file : `${at.file} line ${at.line}`;
+}
