@@ -2,15 +2,28 @@
  * hyperbot-ops: updates the HyperBot container safely, watches for update triggers,
  * checks and repairs the monitor, shows status, installs itself.
  *
- * argv -> command table. The only place that calls Deno.exit.
+ * argv -> command table. The only place that calls Deno.exit. A command is one file in
+ * lib/commands/ (see the pattern at the top of lib/commands/common.ts) plus one line in COMMANDS.
  */
 
 import denoJson from "./deno.json" with { type: "json" };
-import type { CliContext, Command } from "./lib/commands/common.ts";
-import { describeError } from "./lib/errors.ts";
+import {
+  type CliContext,
+  type Command,
+  renderExitCodes,
+  splitGlobalArgs,
+} from "./lib/commands/common.ts";
+import { describeError, EXIT_CODES } from "./lib/errors.ts";
 import { printable } from "./lib/printable.ts";
 import { RUN_FLAGS } from "./lib/runtime_flags.ts";
 import { closeLogging } from "./lib/log.ts";
+import { Host } from "./lib/adapters/host.ts";
+import {
+  readTextFileOrNull,
+  stderrIsTerminal,
+  stdoutIsTerminal,
+  writeStderr,
+} from "./lib/adapters/process.ts";
 import { updateCommand } from "./lib/commands/update.ts";
 import { watchCommand } from "./lib/commands/watch.ts";
 import { healthCommand } from "./lib/commands/health.ts";
@@ -19,7 +32,7 @@ import { installCommand } from "./lib/commands/install.ts";
 
 export const VERSION: string = denoJson.version;
 
-const COMMANDS: Command[] = [
+export const COMMANDS: readonly Command[] = [
   updateCommand,
   watchCommand,
   healthCommand,
@@ -27,21 +40,23 @@ const COMMANDS: Command[] = [
   installCommand,
 ];
 
-function usage(): string {
+export function usage(commands: readonly Command[] = COMMANDS): string {
   return `hyperbot-ops ${VERSION}: safe updates for the HyperBot container
 
-Usage: hyperbot-ops <command> [options]
+Usage: hyperbot-ops [config flags] <command> [options]
 
 Commands:
-${COMMANDS.map((c) => `  ${c.name.padEnd(10)}${c.summary}`).join("\n")}
+${commands.map((c) => `  ${c.name.padEnd(10)}${c.summary}`).join("\n")}
 
 Options:
   -h, --help     show help (also after a command: hyperbot-ops update --help)
   -V, --version  print the version
 
-Exit codes: 0 ok, 1 update failed/rolled back or check failed, 2 usage or rejected input,
-3 configuration error, 4 Docker error, 5 another update is running.
-`;
+Exit codes:
+${renderExitCodes(EXIT_CODES)}
+
+Configuration flags (--config FILE and one per setting) go before or after the command;
+'hyperbot-ops <command> --help' lists them.`;
 }
 
 /** The command line that runs this program again: the compiled binary, or deno run … main.ts. */
@@ -52,41 +67,66 @@ function selfCommand(): string[] {
   return [exe, "run", ...RUN_FLAGS, main];
 }
 
-export async function main(args: string[]): Promise<number> {
-  // Log files and state are not for other users; the status file sets its own mode for the bot.
-  Deno.umask(0o027);
-  const ctx: CliContext = {
-    env: Deno.env.toObject(),
+/** The context of a real run: this process's environment, streams and adapters. */
+export function realContext(): CliContext {
+  const env = Deno.env.toObject();
+  return {
+    env,
     stdout: (text) => console.log(text),
-    isTty: Deno.stderr.isTerminal(),
+    stderr: writeStderr,
+    stderrIsTty: stderrIsTerminal(),
+    color: stdoutIsTerminal() && !env.NO_COLOR,
     selfCommand: selfCommand(),
+    readTextFile: readTextFileOrNull,
+    host: (config) => new Host(config, env),
   };
-  const [name, ...rest] = args;
+}
+
+/**
+ * Runs one command line and returns the exit code. `ctx` and `commands` are for tests; the
+ * error lines go through `ctx.stderr`.
+ */
+export async function main(
+  args: string[],
+  ctx: CliContext = realContext(),
+  commands: readonly Command[] = COMMANDS,
+): Promise<number> {
+  const printError = (message: string, hint?: string) =>
+    // An error can quote a registry's answer, a helper's name or a trigger: printable, bounded.
+    ctx.stderr(
+      `error: ${printable(message, 2000)}\n${hint ? `hint: ${printable(hint, 2000)}\n` : ""}`,
+    );
+  const { globals, commandIndex, error } = splitGlobalArgs(args);
+  if (error) {
+    printError(error, "run 'hyperbot-ops --help' for the usage");
+    return 2;
+  }
+  const [name, ...rest] = args.slice(commandIndex);
   if (name === undefined || name === "-h" || name === "--help" || name === "help") {
-    console.log(usage());
+    ctx.stdout(usage(commands));
     return name === undefined ? 2 : 0;
   }
   if (name === "-V" || name === "--version" || name === "version") {
-    console.log(`hyperbot-ops ${VERSION}`);
+    ctx.stdout(`hyperbot-ops ${VERSION}`);
     return 0;
   }
-  const command = COMMANDS.find((c) => c.name === name);
+  const command = commands.find((c) => c.name === name);
   if (!command) {
-    console.error(`error: unknown command '${name}'\nhint: run 'hyperbot-ops --help' for the list`);
+    printError(`unknown command '${name}'`, "run 'hyperbot-ops --help' for the list");
     return 2;
   }
-  if (rest.includes("--help") || rest.includes("-h")) {
-    console.log(command.help);
+  const beforeDashes = rest.indexOf("--") < 0 ? rest : rest.slice(0, rest.indexOf("--"));
+  if (beforeDashes.includes("--help") || beforeDashes.includes("-h")) {
+    ctx.stdout(command.help);
     return 0;
   }
   try {
-    return await command.run(rest, ctx);
+    // Globals first: a flag written after the command name wins.
+    return await command.run([...globals, ...rest], ctx);
   } catch (err) {
     const { message, hint, exitCode } = describeError(err);
-    // An error can quote a registry's answer, a helper's name or a trigger: printable, bounded.
-    console.error(`error: ${printable(message, 2000)}`);
-    if (hint) console.error(`hint: ${printable(hint, 2000)}`);
-    if (ctx.env.HYPERBOT_OPS_DEBUG && err instanceof Error) console.error(err.stack);
+    printError(message, hint);
+    if (ctx.env.HYPERBOT_OPS_DEBUG && err instanceof Error) ctx.stderr(`${err.stack}\n`);
     return exitCode;
   } finally {
     await closeLogging().catch(() => {});
@@ -94,5 +134,7 @@ export async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
+  // Log files and state are not for other users; the status file sets its own mode for the bot.
+  Deno.umask(0o027);
   Deno.exit(await main(Deno.args));
 }

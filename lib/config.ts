@@ -115,7 +115,13 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const explicitFile = options.configFile ?? env.HYPERBOT_OPS_CONFIG;
   const file = explicitFile ?? DEFAULT_CONFIG_FILE;
 
-  const text = read(file);
+  let text: string | null;
+  try {
+    text = read(file);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError("cannot read config file", { object: file, cause: err });
+  }
   if (text === null && explicitFile !== undefined) {
     throw new ConfigError("config file not found", {
       object: file,

@@ -7,6 +7,16 @@
  *   3 configuration error, 4 Docker unreachable or Docker error, 5 another update holds the lock.
  */
 
+/** What each exit code means, for every command (a command's help says what it means there). */
+export const EXIT_CODES: Record<number, string> = {
+  0: "success, or nothing to change",
+  1: "update failed or rolled back, check failed",
+  2: "usage error or rejected input (nothing was changed)",
+  3: "configuration error",
+  4: "Docker unreachable or a Docker error",
+  5: "another update (or watcher) holds the lock",
+};
+
 export interface ErrorDetails {
   /** The object the error is about: a file, a key, an image reference, a container. */
   object?: string;

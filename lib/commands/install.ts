@@ -5,9 +5,6 @@
  */
 
 import { isAbsolute, resolve } from "node:path";
-import { CronDirTable } from "../adapters/crontab.ts";
-import { SystemctlServiceManager } from "../adapters/systemctl.ts";
-import { runCommand } from "../adapters/run_command.ts";
 import {
   CONFIG_KEYS,
   type ConfigInput,
@@ -22,6 +19,7 @@ import { systemClock } from "../state.ts";
 import {
   applyActions,
   type InstallDeps,
+  InstallError,
   readCurrentInstall,
   unfinishedUpdate,
 } from "../install/apply.ts";
@@ -34,48 +32,51 @@ import {
   desiredInstall,
   planInstall,
   planUninstall,
-  stopTimeoutSeconds,
 } from "../install/plan.ts";
-import { type Command, CONFIG_FLAGS_HELP, configFlags, parseCommandArgs } from "./common.ts";
+import { configFlags, defineCommand } from "./common.ts";
 import { basename, dirname } from "node:path";
 
-const HELP =
-  `hyperbot-ops install: install the update monitor as a systemd service, with a cron health check
-
-Usage: hyperbot-ops install [--dry-run | --apply] [--uninstall] [options] [config flags]
-
-Without --dry-run or --apply: prints the systemd unit and the cron entry, changes nothing.
-
-Options:
-  --dry-run              print what --apply would change
-  --apply                install: the config file (with the config flags given), the folders,
-                         ${DEFAULT_LAUNCHER} (only when run with deno),
-                         the unit (daemon-reload, enable --now) and ${DEFAULT_CRON_FILE}.
-                         A second run changes nothing; a changed setting is applied
-                         and the service restarted.
-  --uninstall            stop and disable the service, remove what install wrote (recorded in
-                         <stateDir>/install-manifest.json). The bot container, its data and the
-                         logs stay. With --dry-run: only print. Refused (exit 1, nothing changed)
-                         while an update is in progress or unfinished (<stateDir>/journal.json).
-  --cron-schedule SPEC   when cron runs 'health' (default "*/5 * * * *")
-
-Settings given as config flags (or environment variables) are saved in the config file
-(--config, default ${DEFAULT_CONFIG_FILE}), which the service and cron read.
-
-${CONFIG_FLAGS_HELP}`;
-
-export const installCommand: Command = {
+export const installCommand = defineCommand({
   name: "install",
   summary:
     "install the systemd service and the cron health check (--dry-run, --apply, --uninstall)",
-  help: HELP,
-  async run(argv, ctx) {
-    const { values } = parseCommandArgs("install", argv, {
-      "dry-run": { type: "boolean" },
-      apply: { type: "boolean" },
-      uninstall: { type: "boolean" },
-      "cron-schedule": { type: "string" },
-    });
+  usage: "[--dry-run | --apply] [--uninstall] [--cron-schedule SPEC]",
+  description: `
+Installs the update monitor as a systemd service, with a cron health check.
+Without --dry-run or --apply: prints the systemd unit and the cron entry, changes nothing.`,
+  options: {
+    "dry-run": { type: "boolean", help: "print what --apply would change" },
+    apply: {
+      type: "boolean",
+      help: `install: the config file (with the config flags given), the folders,
+${DEFAULT_LAUNCHER} (only when run with deno),
+the unit (daemon-reload, enable --now) and ${DEFAULT_CRON_FILE}.
+A second run changes nothing; a changed setting is applied
+and the service restarted.`,
+    },
+    uninstall: {
+      type: "boolean",
+      help: `stop and disable the service, remove what install wrote (recorded in
+<stateDir>/install-manifest.json). The bot container, its data and the
+logs stay. With --dry-run: only print. Refused (exit 1, nothing changed)
+while an update is in progress or unfinished (<stateDir>/journal.json).`,
+    },
+    "cron-schedule": {
+      type: "string",
+      value: "SPEC",
+      help: "when cron runs 'health' (default \"*/5 * * * *\")",
+    },
+  },
+  exitCodes: {
+    0: "installed, uninstalled, or nothing to change",
+    1: "a step failed, the service did not start, or an unfinished update refuses --uninstall",
+    2: "bad usage (or --apply/--uninstall without root)",
+    3: "configuration error",
+  },
+  footer: `
+Settings given as config flags (or environment variables) are saved in the config file
+(--config, default ${DEFAULT_CONFIG_FILE}), which the service and cron read.`,
+  async run({ values }, ctx) {
     if (values["dry-run"] && values.apply) {
       throw new UsageError("--dry-run and --apply exclude each other", { object: "install" });
     }
@@ -88,13 +89,13 @@ export const installCommand: Command = {
     }
     const { flags, configFile: configFlag } = configFlags(values);
     const configFile = resolve(configFlag ?? ctx.env.HYPERBOT_OPS_CONFIG ?? DEFAULT_CONFIG_FILE);
-    const existingText = readOrNull(configFile);
+    const existingText = ctx.readTextFile(configFile);
     // The config file may not exist yet: install is what creates it.
     const config = loadConfig({
       flags,
       configFile,
       env: ctx.env,
-      readTextFile: (path) => path === configFile ? existingText ?? "{}" : readOrNull(path),
+      readTextFile: (path) => path === configFile ? existingText ?? "{}" : ctx.readTextFile(path),
     });
     await setupLogging({ logDir: config.logDir, files: [], stderrLevel: "warning" });
 
@@ -133,14 +134,15 @@ export const installCommand: Command = {
       return 0;
     }
 
+    const host = ctx.host(config);
     const deps: InstallDeps = {
       files: new HostInstallFiles(),
-      services: new SystemctlServiceManager("systemctl", runCommand, stopTimeoutSeconds(config)),
-      cron: new CronDirTable(dirname(cronFile), basename(cronFile)),
+      services: host.services(),
+      cron: host.cron(dirname(cronFile), basename(cronFile)),
       logger: loggerFor("install"),
     };
     const dryRun = Boolean(values["dry-run"]);
-    if (!dryRun && Deno.uid() !== 0) {
+    if (!dryRun && !host.isRoot()) {
       throw new UsageError("install --apply and --uninstall need root", {
         object: "install",
         hint: "run it with sudo",
@@ -195,7 +197,7 @@ export const installCommand: Command = {
       }
       if (Date.now() > deadline || s.activeState === "failed") {
         ctx.stdout(`${desired.unit} is ${s.activeState} (${s.subState})`);
-        throw new UsageError(`${desired.unit} did not start`, {
+        throw new InstallError(`${desired.unit} did not start`, {
           object: desired.unit,
           hint: `see 'journalctl -u ${desired.unit}'`,
         });
@@ -203,16 +205,7 @@ export const installCommand: Command = {
       await systemClock.sleep(250);
     }
   },
-};
-
-function readOrNull(path: string): string | null {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return null;
-    throw err;
-  }
-}
+});
 
 /** Where Deno keeps its cache for this user, for the launcher. */
 function denoDirOf(env: Record<string, string | undefined>): string | null {

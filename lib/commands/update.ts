@@ -1,55 +1,52 @@
-import { loadConfig } from "../config.ts";
-import { createRealDeps } from "../deps.ts";
+/**
+ * `hyperbot-ops update`: one safe update of the bot container, from the command line.
+ */
+
 import type { PullProgress } from "../docker.ts";
 import { loggerFor, setupLogging } from "../log.ts";
 import { printableFields, printableJson } from "../printable.ts";
 import { exitCodeOfOutcome, type UpdateReport } from "../update/report.ts";
 import { runUpdate } from "../update/run.ts";
-import {
-  type CliContext,
-  type Command,
-  CONFIG_FLAGS_HELP,
-  configFlags,
-  parseCommandArgs,
-} from "./common.ts";
+import { defineCommand } from "./common.ts";
 
-const HELP = `hyperbot-ops update [IMAGE] [options]
-
-Updates the bot container to IMAGE (default: re-pull the image it runs now) without leaving
-it down: pulls while the old container runs, creates the new one beside it, swaps, verifies
-(HEALTHCHECK healthy, or running with no restart for stableSeconds), and rolls back on failure.
-
-Options:
-  --force        recreate even when the image has not changed
-  --rollback     go back to the image that ran before the last successful update (no pull)
-  --no-pull      deploy IMAGE as it is on this host (built or 'docker load'ed here) without
-                 pulling it; it must be present, or nothing is touched (exit 2)
-  --json         print the report as JSON on stdout
-  -h, --help     this help
-
-${CONFIG_FLAGS_HELP}
-
-Exit codes: 0 updated or unchanged, 1 rolled back or failed, 2 rejected or bad usage,
-3 config error, 4 Docker unreachable, 5 another update is running.`;
-
-export const updateCommand: Command = {
+export const updateCommand = defineCommand({
   name: "update",
   summary: "update the bot container once (safe: verify, roll back on failure)",
-  help: HELP,
-  async run(argv, ctx) {
-    const { values, positionals } = parseCommandArgs("update", argv, {
-      force: { type: "boolean" },
-      rollback: { type: "boolean" },
-      "no-pull": { type: "boolean" },
-      json: { type: "boolean" },
-    }, 1);
-    const config = loadConfig({ ...configFlags(values), env: ctx.env });
-    await setupLogging({ logDir: config.logDir, files: ["update"] });
-    const deps = createRealDeps(config, loggerFor("update"), ctx.env);
-    const progress = ctx.isTty && !values.json ? new PullProgressLine() : null;
+  usage: "[IMAGE] [--force | --rollback] [--no-pull] [--json]",
+  description: `
+Updates the bot container to IMAGE (default: re-pull the image it runs now) without leaving
+it down: pulls while the old container runs, creates the new one beside it, swaps, verifies
+(HEALTHCHECK healthy, or running with no restart for stableSeconds), and rolls back on failure.`,
+  options: {
+    force: { type: "boolean", help: "recreate even when the image has not changed" },
+    rollback: {
+      type: "boolean",
+      help: "go back to the image that ran before the last successful update (no pull)",
+    },
+    "no-pull": {
+      type: "boolean",
+      help: "deploy IMAGE as it is on this host (built or 'docker load'ed here) without\n" +
+        "pulling it; it must be present, or nothing is touched (exit 2)",
+    },
+    json: { type: "boolean", help: "print the report as JSON on stdout" },
+  },
+  positionals: 1,
+  exitCodes: {
+    0: "updated or unchanged",
+    1: "rolled back or failed",
+    2: "rejected or bad usage",
+    3: "configuration error",
+    4: "Docker unreachable or a Docker error",
+    5: "another update is running",
+  },
+  async run({ values, positionals, config }, ctx) {
+    const host = ctx.host(config());
+    await setupLogging({ logDir: host.config.logDir, files: ["update"] });
+    const deps = host.update(loggerFor("update"));
+    const progress = ctx.stderrIsTty && !values.json ? new PullProgressLine(ctx.stderr) : null;
     if (progress) deps.onPullProgress = (p) => progress.update(p);
     try {
-      const report = await runUpdate(deps, config, {
+      const report = await runUpdate(deps, host.config, {
         image: positionals[0] ?? null,
         force: Boolean(values.force),
         rollback: Boolean(values.rollback),
@@ -57,14 +54,14 @@ export const updateCommand: Command = {
         source: "cli",
       });
       progress?.done();
-      ctx.stdout(values.json ? printableJson(report, 2) : renderReport(report, ctx));
+      ctx.stdout(values.json ? printableJson(report, 2) : renderReport(report));
       return exitCodeOfOutcome(report.outcome);
     } finally {
       progress?.done();
-      deps.close();
+      host.close();
     }
   },
-};
+});
 
 const MARK: Record<UpdateReport["outcome"], string> = {
   updated: "✅",
@@ -74,12 +71,11 @@ const MARK: Record<UpdateReport["outcome"], string> = {
   rejected: "❌",
 };
 
-export function renderReport(raw: UpdateReport, ctx: Pick<CliContext, "env">): string {
+/** The report as the operator reads it. Pure. */
+export function renderReport(raw: UpdateReport): string {
   // The error and warnings can quote a registry's answer or a container's output.
   const report = printableFields(raw, 2000);
-  const plain = Boolean(ctx.env.NO_COLOR);
-  const mark = plain ? "" : `${MARK[report.outcome]} `;
-  const lines = [`${mark}${report.outcome}: ${report.container}`];
+  const lines = [`${MARK[report.outcome]} ${report.outcome}: ${report.container}`];
   lines.push(`  image:    ${report.image ?? "-"}`);
   lines.push(`  previous: ${report.previousImage ?? "-"}`);
   lines.push(`  running:  ${report.imageId ?? "-"}`);
@@ -100,6 +96,8 @@ class PullProgressLine {
   private last = 0;
   private shown = false;
 
+  constructor(private readonly write: (text: string) => void) {}
+
   update(p: PullProgress) {
     if (p.id && p.id.length === 12) {
       const layer = this.layers.get(p.id) ?? { current: 0, total: 0, done: false };
@@ -116,13 +114,12 @@ class PullProgressLine {
     const mb = (n: number) => (n / 1e6).toFixed(1);
     const current = layers.reduce((a, l) => a + (l.done ? l.total : l.current), 0);
     const total = layers.reduce((a, l) => a + l.total, 0);
-    const text = `pulling: ${done}/${layers.length} layers, ${mb(current)}/${mb(total)} MB`;
-    Deno.stderr.writeSync(new TextEncoder().encode(`\r\x1b[2K${text}`));
+    this.write(`\r\x1b[2Kpulling: ${done}/${layers.length} layers, ${mb(current)}/${mb(total)} MB`);
     this.shown = true;
   }
 
   done() {
-    if (this.shown) Deno.stderr.writeSync(new TextEncoder().encode("\r\x1b[2K"));
+    if (this.shown) this.write("\r\x1b[2K");
     this.shown = false;
   }
 }

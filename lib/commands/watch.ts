@@ -1,23 +1,29 @@
+/**
+ * `hyperbot-ops watch`: the systemd service. Claims the triggers the bot writes and runs the
+ * same safe update as `update` for each.
+ */
+
 import { FileTriggerInbox } from "../adapters/trigger_inbox.ts";
 import { DenoFolderWatcher } from "../adapters/fs_watcher.ts";
 import { FlockUpdateLock, TRIGGER_FILE, WATCH_LOCK_FILE } from "../adapters/files.ts";
-import { loadConfig } from "../config.ts";
-import { createRealDeps } from "../deps.ts";
-import { FileHeartbeatStore } from "../watch/heartbeat.ts";
+import { onStopSignals } from "../adapters/process.ts";
 import { loggerFor, setupLogging } from "../log.ts";
 import { systemClock } from "../state.ts";
 import { recoverFromJournal, runUpdate } from "../update/run.ts";
 import { runWatch } from "../watch/loop.ts";
-import { type Command, CONFIG_FLAGS_HELP, configFlags, parseCommandArgs } from "./common.ts";
+import { defineCommand } from "./common.ts";
 
-const HELP = `hyperbot-ops watch [options]
-
+export const watchCommand = defineCommand({
+  name: "watch",
+  summary: "watch for update triggers from the bot and run them (the systemd service)",
+  usage: "",
+  description: `
 Watches <dataDir>/${TRIGGER_FILE} and runs the same safe update as 'hyperbot-ops update'
 for each request the bot writes there (see docs/trigger-protocol.md). Runs under systemd.
 
   - On start, first finishes or undoes an update a killed process left in the journal.
-  - Detects a trigger within 100 ms (inotify), rescans every 30 s (with the heartbeat) as a safety net, and acts on
-    a trigger written while it was down as soon as it starts.
+  - Detects a trigger within 100 ms (inotify), rescans every 30 s (with the heartbeat) as a
+    safety net, and acts on a trigger written while it was down as soon as it starts.
   - Claims the trigger by moving it into <stateDir>/claimed/, so a crash neither loses it nor
     runs it twice; shares the update lock with 'update' (one update at a time).
   - Treats the trigger as untrusted: only a regular file of at most 4 KiB holding one image
@@ -26,37 +32,31 @@ for each request the bot writes there (see docs/trigger-protocol.md). Runs under
   - Writes a heartbeat to <stateDir>/heartbeat.json every 30 s.
   - SIGTERM/SIGINT: takes no new trigger; an update in progress finishes first.
 
-Logs to <logDir>/monitor.log (updates to <logDir>/update.log) and stderr.
-
-Options:
-  -h, --help     this help
-
-${CONFIG_FLAGS_HELP}
-
-Exit codes: 0 stopped by a signal, 3 config error, 5 another watcher runs on this stateDir.`;
-
-export const watchCommand: Command = {
-  name: "watch",
-  summary: "watch for update triggers from the bot and run them (the systemd service)",
-  help: HELP,
-  async run(argv, ctx) {
-    const { values } = parseCommandArgs("watch", argv, {});
-    const config = loadConfig({ ...configFlags(values), env: ctx.env });
-    await setupLogging({ logDir: config.logDir, files: ["watch", "update"] });
+Logs to <logDir>/monitor.log (updates to <logDir>/update.log) and stderr.`,
+  options: {},
+  exitCodes: {
+    0: "stopped by a signal",
+    3: "configuration error",
+    5: "another watcher runs on this stateDir",
+  },
+  async run({ config }, ctx) {
+    const host = ctx.host(config());
+    const cfg = host.config;
+    await setupLogging({ logDir: cfg.logDir, files: ["watch", "update"] });
     const log = loggerFor("watch");
     // One watcher per stateDir: a second one (say, run by hand beside the service) would race
     // the first for triggers and overwrite its heartbeat.
     const watcherLock = await new FlockUpdateLock(
-      config.stateDir,
+      cfg.stateDir,
       WATCH_LOCK_FILE,
       "another watcher is running",
-      `the service may run one: 'systemctl stop ${config.service}' before running watch by hand`,
-    ).acquire({ pid: Deno.pid, command: "watch", since: new Date().toISOString() });
+      `the service may run one: 'systemctl stop ${cfg.service}' before running watch by hand`,
+    ).acquire({ pid: host.pid, command: "watch", since: new Date().toISOString() });
     // The crash hook (HYPERBOT_OPS_TEST_CRASH_AT) comes with the deps, as for `update`.
-    const deps = createRealDeps(config, loggerFor("update"), ctx.env);
+    const deps = host.update(loggerFor("update"));
 
     const stop = new AbortController();
-    const onSignal = (signal: Deno.Signal) => () => {
+    const removeSignalHandlers = onStopSignals((signal) => {
       if (stop.signal.aborted) {
         log.warn("still finishing the update in progress; the journal makes a kill safe", {
           signal,
@@ -65,36 +65,31 @@ export const watchCommand: Command = {
       }
       log.info("stopping: no new triggers; an update in progress finishes first", { signal });
       stop.abort();
-    };
-    const handlers: [Deno.Signal, () => void][] = [
-      ["SIGTERM", onSignal("SIGTERM")],
-      ["SIGINT", onSignal("SIGINT")],
-    ];
-    for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
+    });
     try {
       await runWatch(
         {
-          inbox: new FileTriggerInbox(config.dataDir, config.stateDir),
+          inbox: new FileTriggerInbox(cfg.dataDir, cfg.stateDir),
           watcher: new DenoFolderWatcher(),
           clock: systemClock,
           logger: log,
-          heartbeat: new FileHeartbeatStore(config.stateDir),
+          heartbeat: host.heartbeat(),
           status: deps.status,
-          update: (request) => runUpdate(deps, config, request),
-          recover: () => recoverFromJournal(deps, config),
+          update: (request) => runUpdate(deps, cfg, request),
+          recover: () => recoverFromJournal(deps, cfg),
           ping: async () => {
             await deps.docker.ping();
           },
-          pid: Deno.pid,
+          pid: host.pid,
         },
-        config,
+        cfg,
         stop.signal,
       );
       return 0;
     } finally {
-      for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
-      deps.close();
+      removeSignalHandlers();
+      host.close();
       await watcherLock.release();
     }
   },
-};
+});

@@ -1,0 +1,113 @@
+/**
+ * The one place that builds the real dependencies: the Docker engine, systemctl, cron, the
+ * files under stateDir and dataDir, the process itself. main.ts hands a command
+ * `ctx.host(config)`; the command passes what it needs down to the logic, which never reaches
+ * for Deno.* itself. `close()` closes every engine handed out.
+ */
+
+import { type Config, socketPath } from "../config.ts";
+import { stopTimeoutSeconds } from "../install/plan.ts";
+import type { Logger } from "../log.ts";
+import { systemClock } from "../state.ts";
+import type { StepName } from "../update/report.ts";
+import type { UpdateDeps } from "../update/run.ts";
+import { FileHeartbeatStore } from "../watch/heartbeat.ts";
+import { DockerConfigCredentialStore } from "./credentials.ts";
+import { CronDirTable } from "./crontab.ts";
+import { SocketDockerEngine } from "./docker_engine.ts";
+import {
+  FileJournalStore,
+  FileLastUpdateStore,
+  FileStatusStore,
+  FlockUpdateLock,
+} from "./files.ts";
+import { tailLines } from "./process.ts";
+import { runCommand } from "./run_command.ts";
+import { SystemctlServiceManager } from "./systemctl.ts";
+
+/** The environment variable that kills the process with SIGKILL just before a named step (tests only). */
+export const CRASH_AT_ENV = "HYPERBOT_OPS_TEST_CRASH_AT";
+
+export class Host {
+  private readonly engines: SocketDockerEngine[] = [];
+  /** This process's id (lock holders, heartbeats). */
+  readonly pid: number = Deno.pid;
+
+  constructor(
+    readonly config: Config,
+    private readonly env: Record<string, string | undefined>,
+  ) {}
+
+  /** A Docker engine on the configured socket; `requestTimeoutMs` bounds ordinary requests. */
+  docker(options: { requestTimeoutMs?: number } = {}): SocketDockerEngine {
+    const engine = new SocketDockerEngine({
+      socketPath: socketPath(this.config.dockerHost),
+      requestTimeoutMs: options.requestTimeoutMs,
+    });
+    this.engines.push(engine);
+    return engine;
+  }
+
+  /** systemd through systemctl; its job wait covers the unit's stop timeout. */
+  services(): SystemctlServiceManager {
+    return new SystemctlServiceManager("systemctl", runCommand, stopTimeoutSeconds(this.config));
+  }
+
+  /** Our file in /etc/cron.d (or another folder and name, for install's --cron-file). */
+  cron(dir?: string, name?: string): CronDirTable {
+    return new CronDirTable(dir, name);
+  }
+
+  heartbeat(): FileHeartbeatStore {
+    return new FileHeartbeatStore(this.config.stateDir);
+  }
+
+  statusFile(): FileStatusStore {
+    return new FileStatusStore(this.config.dataDir);
+  }
+
+  /** What an update needs: engine, credentials, lock, journal, status file, last-update record. */
+  update(logger: Logger): UpdateDeps {
+    const config = this.config;
+    return {
+      docker: this.docker(),
+      credentials: new DockerConfigCredentialStore({ env: this.env }),
+      clock: systemClock,
+      logger,
+      lock: new FlockUpdateLock(config.stateDir),
+      journal: new FileJournalStore(config.stateDir),
+      status: this.statusFile(),
+      lastUpdate: new FileLastUpdateStore(config.stateDir),
+      pid: this.pid,
+      beforeStep: crashHookFromEnv(this.env),
+    };
+  }
+
+  /** The last `n` lines of a log file; null when absent. */
+  tail(path: string, n: number): Promise<string[] | null> {
+    return tailLines(path, n);
+  }
+
+  /** Whether this process runs as root. */
+  isRoot(): boolean {
+    return Deno.uid() === 0;
+  }
+
+  close(): void {
+    for (const engine of this.engines.splice(0)) engine.close();
+  }
+}
+
+/**
+ * Test hook: with HYPERBOT_OPS_TEST_CRASH_AT=<step>, the process kills itself with SIGKILL
+ * right after the journal records that step, the way an OOM kill or power loss would.
+ */
+export function crashHookFromEnv(
+  env: Record<string, string | undefined>,
+): ((step: StepName) => void) | undefined {
+  const at = env[CRASH_AT_ENV];
+  if (!at) return undefined;
+  return (step) => {
+    if (step === at) Deno.kill(Deno.pid, "SIGKILL");
+  };
+}
