@@ -9,7 +9,8 @@ import { FlockUpdateLock, TRIGGER_FILE, WATCH_LOCK_FILE } from "../adapters/file
 import { onStopSignals } from "../adapters/process.ts";
 import { loggerFor, setupLogging } from "../log.ts";
 import { systemClock } from "../state.ts";
-import { recoverFromJournal, runUpdate } from "../update/run.ts";
+import { recoverFromJournal } from "../update/recover.ts";
+import { runUpdate } from "../update/run.ts";
 import { runWatch } from "../watch/loop.ts";
 import { defineCommand } from "./common.ts";
 

@@ -98,6 +98,39 @@ export function statusOfReport(report: UpdateReport): StatusFile {
   };
 }
 
+/** What an update knows beyond its journal: how it ended, and what it found on the way. */
+export interface UpdateResult {
+  outcome: Outcome;
+  /** The image ID the container runs after the update. */
+  imageId: string | null;
+  finishedAt: string;
+  error: string | null;
+  warnings: string[];
+}
+
+/**
+ * The report of the update a journal records: the journal is the one record of what the
+ * update did (which images, which steps), the result says how it ended. A running update and
+ * recovery after a kill both derive their report this way.
+ */
+export function reportOfJournal(journal: JournalEntry, result: UpdateResult): UpdateReport {
+  return {
+    id: journal.id,
+    ...(journal.requestId ? { requestId: journal.requestId } : {}),
+    outcome: result.outcome,
+    container: journal.container,
+    image: journal.image,
+    previousImage: journal.previousImage,
+    imageId: result.imageId,
+    previousImageId: journal.previousImageId,
+    startedAt: journal.startedAt,
+    finishedAt: result.finishedAt,
+    error: result.error,
+    warnings: result.warnings,
+    steps: journal.steps,
+  };
+}
+
 /** Exit code of an update outcome: 0 updated/unchanged, 1 rolled back or failed, 2 rejected. */
 export function exitCodeOfOutcome(outcome: Outcome): number {
   switch (outcome) {

@@ -3,7 +3,8 @@
  * bot down. Pull while the old container runs; create the new one under a temporary name;
  * stop the old (its own signal and timeout); swap names; start the new; verify; on failure
  * put the old one back. Every step is journaled before it runs, so a killed process can be
- * finished or undone by `recoverFromJournal`.
+ * finished or undone by `recoverFromJournal` (recover.ts). The journal is the one record of
+ * the update's progress; the report is derived from it (reportOfJournal).
  */
 
 import type { Config } from "../config.ts";
@@ -30,15 +31,18 @@ import {
   type JournalEntry,
   type LastUpdate,
   type Outcome,
+  reportOfJournal,
   statusOfReport,
   type StepName,
   type StepRecord,
   type UpdateReport,
   type UpdateState,
 } from "./report.ts";
-import { finishForward, rollBackContainers } from "./rollback.ts";
+import { recoverLocked } from "./recover.ts";
+import { publishResult, recordLastUpdate } from "./result.ts";
+import { rollBackContainers } from "./rollback.ts";
 import type { Clock, JournalStore, LastUpdateStore, StatusStore, UpdateLock } from "../state.ts";
-import { verifyContainer, type VerifyOptions } from "./verify.ts";
+import { verifyContainer, verifyOptions } from "./verify.ts";
 
 export interface UpdateDeps {
   docker: DockerEngine;
@@ -106,30 +110,6 @@ export async function runUpdate(
   }
 }
 
-/**
- * Finishes or undoes an update a killed process left in the journal: after it, the bot
- * container exists and runs (old, or the verified new one), the other is removed, the status
- * file tells the truth and the journal is clear. Returns null when the journal was empty.
- * Takes the update lock; throws LockedError if another live update holds it, DockerError
- * (journal kept) when the daemon cannot be reached.
- */
-export async function recoverFromJournal(
-  deps: UpdateDeps,
-  config: Config,
-): Promise<UpdateReport | null> {
-  if (!(await deps.journal.read())) return null;
-  const lock = await deps.lock.acquire({
-    pid: deps.pid,
-    command: "recover",
-    since: deps.clock.now().toISOString(),
-  });
-  try {
-    return await recoverLocked(deps, config);
-  } finally {
-    await lock.release();
-  }
-}
-
 /** Names the update gives the containers while it swaps them. */
 export function swapNames(container: string) {
   return { tempName: `${container}-updating`, previousName: `${container}-previous` };
@@ -145,16 +125,12 @@ export function allowedRepositories(config: Config, runningImageRef: string): st
   }
 }
 
-function verifyOptions(config: Config): VerifyOptions {
-  return {
-    healthTimeoutSeconds: config.healthTimeoutSeconds,
-    stableSeconds: config.stableSeconds,
-  };
-}
-
 class UpdateRun {
-  private readonly report: UpdateReport;
+  /** The one record of what the update did; the report is derived from it. */
   private readonly journal: JournalEntry;
+  /** The image ID compared as the new one; null before the compare and after a rollback. */
+  private newImageId: string | null = null;
+  private readonly warnings: string[] = [];
   private readonly log: Logger;
 
   constructor(
@@ -165,21 +141,6 @@ class UpdateRun {
   ) {
     const now = deps.clock.now().toISOString();
     const id = `upd-${now.replace(/[-:.TZ]/g, "").slice(0, 14)}-${crypto.randomUUID().slice(0, 8)}`;
-    this.report = {
-      id,
-      ...(request.requestId ? { requestId: request.requestId } : {}),
-      outcome: "failed",
-      container: config.container,
-      image: ref ? formatImageRef(ref) : null,
-      previousImage: null,
-      imageId: null,
-      previousImageId: null,
-      startedAt: now,
-      finishedAt: now,
-      error: null,
-      warnings: [],
-      steps: [],
-    };
     this.journal = {
       id,
       ...(request.requestId ? { requestId: request.requestId } : {}),
@@ -188,7 +149,7 @@ class UpdateRun {
       container: config.container,
       step: "inspect",
       verified: false,
-      image: this.report.image,
+      image: ref ? formatImageRef(ref) : null,
       previousImage: null,
       previousImageId: null,
       oldContainerId: null,
@@ -196,12 +157,12 @@ class UpdateRun {
       oldRestartPolicy: null,
       newContainerId: null,
       ...swapNames(config.container),
-      steps: this.report.steps,
+      steps: [],
     };
     const fields = () => ({
-      update: this.report.id,
+      update: this.journal.id,
       container: this.config.container,
-      image: this.report.image ?? undefined,
+      image: this.journal.image ?? undefined,
     });
     this.log = {
       debug: (m, f) => deps.logger.debug(m, { ...fields(), ...f }),
@@ -209,6 +170,24 @@ class UpdateRun {
       warn: (m, f) => deps.logger.warn(m, { ...fields(), ...f }),
       error: (m, f) => deps.logger.error(m, { ...fields(), ...f }),
     };
+  }
+
+  /**
+   * The report as the update stands: derived from the journal, with the image ID the container
+   * runs (the new one once compared, the old one before that and after a rollback).
+   */
+  private report(
+    outcome: Outcome,
+    finishedAt: string,
+    error: string | null,
+  ): UpdateReport {
+    return reportOfJournal(this.journal, {
+      outcome,
+      imageId: this.newImageId ?? this.journal.previousImageId,
+      finishedAt,
+      error,
+      warnings: this.warnings,
+    });
   }
 
   async run(): Promise<UpdateReport> {
@@ -222,7 +201,7 @@ class UpdateRun {
       }
       const newImageId = await this.step("compare", null, () => this.compare(old, target));
       if (newImageId === null) return await this.finish("unchanged", null);
-      this.report.imageId = newImageId;
+      this.newImageId = newImageId;
     } catch (err) {
       return await this.failBeforeTouching(err);
     }
@@ -311,9 +290,8 @@ class UpdateRun {
     this.journal.oldContainerId = old.id;
     this.journal.oldWasRunning = old.running || old.restarting;
     this.journal.oldRestartPolicy = old.inspect.HostConfig.RestartPolicy ?? null;
-    this.journal.previousImage = this.report.previousImage = old.imageRef;
-    this.journal.previousImageId = this.report.previousImageId = old.imageId;
-    this.report.imageId = old.imageId;
+    this.journal.previousImage = old.imageRef;
+    this.journal.previousImageId = old.imageId;
     return old;
   }
 
@@ -325,7 +303,7 @@ class UpdateRun {
     if (!this.request.rollback) {
       checkImageRef(target, allowedRepositories(this.config, old.imageRef));
     }
-    this.report.image = this.journal.image = target;
+    this.journal.image = target;
     return target;
   }
 
@@ -399,7 +377,7 @@ class UpdateRun {
     await this.deps.journal.write(this.journal);
     // The tag could have moved between compare and create (another pull): run only what was compared.
     const created = await docker.inspectContainer(this.journal.newContainerId);
-    if (created?.imageId !== this.report.imageId) {
+    if (created?.imageId !== this.newImageId) {
       throw new UpdateFailedError("the image changed during the update; run it again", {
         object: target,
       });
@@ -424,10 +402,10 @@ class UpdateRun {
 
   private recordLastUpdate(target: string, old: ContainerInfo): Promise<LastUpdate> {
     return recordLastUpdate(this.deps, {
-      id: this.report.id,
+      id: this.journal.id,
       container: this.config.container,
       image: target,
-      imageId: this.report.imageId!,
+      imageId: this.newImageId!,
       previousImage: old.imageRef,
       previousImageId: old.imageId,
     });
@@ -450,7 +428,7 @@ class UpdateRun {
     }
     const report = await this.finish("failed", err);
     // The watcher keeps the trigger and retries when the daemon itself is away.
-    if (isUnreachable(err) && this.report.steps.length <= 1) throw err;
+    if (isUnreachable(err) && this.journal.steps.length <= 1) throw err;
     return report;
   }
 
@@ -480,7 +458,8 @@ class UpdateRun {
         { keepJournal: true },
       );
     }
-    this.report.imageId = this.journal.previousImageId;
+    // The old container is back: it runs the old image.
+    this.newImageId = null;
     if (!verdict.ok) {
       // The old container is back under its name; that it does not run is the bot's own state.
       return await this.finish(
@@ -499,24 +478,26 @@ class UpdateRun {
     options: { keepJournal?: boolean; warning?: string } = {},
   ) {
     if (options.warning) this.warn(options.warning);
-    this.report.outcome = outcome;
-    this.report.error = err === null ? null : msg(err);
-    this.report.finishedAt = this.deps.clock.now().toISOString();
+    const report = this.report(
+      outcome,
+      this.deps.clock.now().toISOString(),
+      err === null ? null : msg(err),
+    );
     if (!options.keepJournal && this.journal.oldContainerId) {
       this.journal.finished = true;
       await this.deps.journal.write(this.journal).catch((e) =>
         this.log.warn("cannot mark the journal finished", { error: msg(e) })
       );
     }
-    await publishResult(this.deps, this.report, this.log);
+    await publishResult(this.deps, report, this.log);
     if (!options.keepJournal) await this.deps.journal.clear();
     const level = outcome === "updated" || outcome === "unchanged" ? "info" : "error";
     this.log[level](`update finished: ${outcome}`, {
       outcome,
-      error: this.report.error ?? undefined,
-      imageId: this.report.imageId ?? undefined,
+      error: report.error ?? undefined,
+      imageId: report.imageId ?? undefined,
     });
-    return this.report;
+    return report;
   }
 
   private async step<T>(
@@ -526,7 +507,7 @@ class UpdateRun {
     options: { journalBestEffort?: boolean } = {},
   ): Promise<T> {
     const record: StepRecord = { name, startedAt: this.deps.clock.now().toISOString() };
-    this.report.steps.push(record);
+    this.journal.steps.push(record);
     this.journal.step = name;
     try {
       await this.deps.journal.write(this.journal);
@@ -552,14 +533,16 @@ class UpdateRun {
   }
 
   private async writeProgress(state: UpdateState) {
-    const status = { ...statusOfReport(this.report), state, finishedAt: null, error: null };
+    // Progress: the update has not ended, so no finish time and no error yet.
+    const report = this.report("failed", this.journal.startedAt, null);
+    const status = { ...statusOfReport(report), state, finishedAt: null, error: null };
     await this.deps.status.write(status).catch((e) =>
       this.log.warn("cannot write the status file", { error: msg(e) })
     );
   }
 
   private warn(text: string) {
-    this.report.warnings.push(text);
+    this.warnings.push(text);
     this.log.warn(text);
   }
 
@@ -568,119 +551,6 @@ class UpdateRun {
       await this.deps.docker.removeContainer(this.journal.newContainerId, { force: true });
     }
   }
-}
-
-const UNTOUCHED_STEPS: StepName[] = ["inspect", "pull", "compare"];
-
-async function recoverLocked(deps: UpdateDeps, config: Config): Promise<UpdateReport | null> {
-  const j = await deps.journal.read();
-  if (!j) return null;
-  const log = deps.logger;
-  const fields = { update: j.id, container: j.container, step: j.step };
-
-  // Killed after the containers reached their final state, while the result was being
-  // written: nothing is left to do with them. (The journal's flag decides, never the status
-  // file, which the bot's container can write.)
-  if (j.finished) {
-    await deps.journal.clear();
-    log.info("the interrupted update had already ended; cleared its journal", fields);
-    return null;
-  }
-
-  log.warn("found an interrupted update in the journal; recovering", fields);
-  const now = () => deps.clock.now().toISOString();
-  const report: UpdateReport = {
-    id: j.id,
-    ...(j.requestId ? { requestId: j.requestId } : {}),
-    outcome: "failed",
-    container: j.container,
-    image: j.image,
-    previousImage: j.previousImage,
-    imageId: j.previousImageId,
-    previousImageId: j.previousImageId,
-    startedAt: j.startedAt,
-    finishedAt: now(),
-    error: null,
-    warnings: [],
-    steps: j.steps,
-  };
-  const record: StepRecord = { name: "rollback", startedAt: now() };
-  const forwardImageId = j.verified ? await finishForward(deps, j) : null;
-  if (forwardImageId) {
-    record.name = "cleanup";
-    report.steps.push(record);
-    report.imageId = forwardImageId;
-    report.outcome = "updated";
-    if (j.image && j.previousImage && j.previousImageId) {
-      await recordLastUpdate(deps, {
-        id: j.id,
-        container: j.container,
-        image: j.image,
-        imageId: forwardImageId,
-        previousImage: j.previousImage,
-        previousImageId: j.previousImageId,
-      });
-    }
-  } else if (UNTOUCHED_STEPS.includes(j.step)) {
-    report.outcome = "failed";
-    report.error = `interrupted during step '${j.step}'; nothing was changed`;
-  } else {
-    report.steps.push(record);
-    const verdict = await rollBackContainers(deps, j, verifyOptions(config));
-    report.outcome = verdict.ok ? "rolled_back" : "failed";
-    report.error = `interrupted during step '${j.step}'; rolled back to ${j.previousImage}` +
-      (verdict.ok ? "" : `, but the old container failed: ${verdict.reason}`);
-  }
-  record.finishedAt = report.finishedAt = now();
-  record.ok = true;
-  if (config.container !== j.container) {
-    report.warnings.push(
-      `the journal was for container '${j.container}', the config names '${config.container}'`,
-    );
-  }
-  await publishResult(deps, report, log);
-  await deps.journal.clear();
-  log.warn(`recovered interrupted update: ${report.outcome}`, {
-    ...fields,
-    outcome: report.outcome,
-  });
-  return report;
-}
-
-/**
- * Records a successful update for `--rollback` and keepImages: the images deployed to this
- * container, newest first (the one it runs now, then the one before, …).
- */
-async function recordLastUpdate(
-  deps: Pick<UpdateDeps, "lastUpdate" | "clock">,
-  update: Omit<LastUpdate, "finishedAt" | "recentImageIds">,
-): Promise<LastUpdate> {
-  const earlier = await deps.lastUpdate.read();
-  const history = earlier?.container === update.container
-    ? earlier.recentImageIds ?? [earlier.imageId, earlier.previousImageId]
-    : [];
-  const last: LastUpdate = {
-    ...update,
-    finishedAt: deps.clock.now().toISOString(),
-    recentImageIds: unique([update.imageId, update.previousImageId, ...history]).slice(0, 20),
-  };
-  await deps.lastUpdate.write(last);
-  return last;
-}
-
-/** The result for the bot: the status file and a line of history. Never throws. */
-async function publishResult(
-  deps: Pick<UpdateDeps, "status">,
-  report: UpdateReport,
-  log: Logger,
-): Promise<void> {
-  const status = statusOfReport(report);
-  await deps.status.write(status).catch((e) =>
-    log.error("cannot write the status file", { error: msg(e) })
-  );
-  await deps.status.appendHistory(status).catch((e) =>
-    log.warn("cannot append to history", { error: msg(e) })
-  );
 }
 
 function parseRunningImage(imageRef: string): ImageRef {
@@ -692,10 +562,6 @@ function parseRunningImage(imageRef: string): ImageRef {
       cause: err,
     });
   }
-}
-
-function unique<T>(values: T[]): T[] {
-  return [...new Set(values.filter((v) => v !== null && v !== undefined && v !== ""))];
 }
 
 /** A connection-level Docker failure (no HTTP answer at all). */

@@ -6,6 +6,7 @@
  */
 
 import type { ContainerInfo, Containers } from "../docker.ts";
+import type { Config } from "../config.ts";
 import type { Clock } from "../state.ts";
 
 export type Verdict = { ok: true; detail: string } | { ok: false; reason: string };
@@ -72,4 +73,14 @@ export async function verifyContainer(
     if (verdict) return verdict;
     await clock.sleep(pollMs);
   }
+}
+
+/** The verification the configuration asks for. */
+export function verifyOptions(
+  config: Pick<Config, "healthTimeoutSeconds" | "stableSeconds">,
+): VerifyOptions {
+  return {
+    healthTimeoutSeconds: config.healthTimeoutSeconds,
+    stableSeconds: config.stableSeconds,
+  };
 }

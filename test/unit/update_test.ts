@@ -3,7 +3,8 @@ import { loadConfig } from "../../lib/config.ts";
 import { LockedError, RejectedError } from "../../lib/errors.ts";
 import { MemoryLogger } from "../../lib/log.ts";
 import { type StepName, STEPS } from "../../lib/update/report.ts";
-import { recoverFromJournal, runUpdate, type UpdateDeps } from "../../lib/update/run.ts";
+import { recoverFromJournal } from "../../lib/update/recover.ts";
+import { runUpdate, type UpdateDeps } from "../../lib/update/run.ts";
 import { FakeDockerEngine, type FakeDockerOptions } from "../fakes/docker.ts";
 import { FakeClock, FakeJournal, FakeLastUpdate, FakeLock, FakeStatus } from "../fakes/state.ts";
 
@@ -226,6 +227,15 @@ for (
     assert.equal(w.lastUpdate.value, null, "a rolled back update is no rollback target");
   });
 }
+
+Deno.test("a rolled back update reports the image ID the bot runs again, the old one", async () => {
+  const w = await world({ exitAfterStart: new Map([[BROKEN, 1]]) });
+  const oldImageId = (await botOf(w)).imageId;
+  const report = await runUpdate(w.deps, config(), { image: BROKEN, source: "cli" });
+  assert.equal(report.outcome, "rolled_back");
+  assert.equal(report.imageId, oldImageId);
+  assert.equal(w.status.current?.imageId, oldImageId);
+});
 
 Deno.test("update rolls back when the new container never becomes healthy", async () => {
   const w = await world({ healthOf: new Map([[BROKEN, "starting" as const]]) });
