@@ -3,7 +3,7 @@
  * defaults that match today's servers. The keys are a contract documented in the README.
  */
 
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { ConfigError } from "./errors.ts";
 import { parseImageRef } from "./image_ref.ts";
 
@@ -106,6 +106,8 @@ export interface LoadConfigOptions {
   env?: Record<string, string | undefined>;
   /** Reads a file; returns null when it does not exist. */
   readTextFile?: (path: string) => string | null;
+  /** The real path of an existing path (links resolved); throws when it does not exist. */
+  realPath?: (path: string) => string;
 }
 
 /** Builds the configuration. Throws ConfigError naming the file and the key on bad input. */
@@ -157,7 +159,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   };
 
   const baseDir = value("baseDir") ?? DEFAULT_BASE_DIR;
-  return {
+  const config: Config = {
     baseDir,
     dataDir: value("dataDir") ?? join(baseDir, "data"),
     logDir: value("logDir") ?? join(baseDir, "logs"),
@@ -171,6 +173,65 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     dockerHost: value("dockerHost") ?? "unix:///var/run/docker.sock",
     configFile: text === null ? null : file,
   };
+  checkFolderSeparation(config, sourceOf, options.realPath ?? Deno.realPathSync);
+  return config;
+}
+
+/**
+ * The bot's container writes anything under dataDir. A stateDir or logDir inside it (or dataDir
+ * inside one of them, or the same folder) would let the container plant links, FIFOs or files
+ * where root keeps its journal, lock and logs. Compared after resolving `..` and the links that
+ * exist, so `/opt/bot/logs/../data/x` and a link into dataDir are caught too.
+ */
+function checkFolderSeparation(
+  config: Config,
+  sourceOf: (key: ConfigKey) => string,
+  realPath: (path: string) => string,
+) {
+  const data = resolveExisting(config.dataDir, realPath);
+  for (const key of ["stateDir", "logDir"] as const) {
+    const other = resolveExisting(config[key], realPath);
+    const problem = isInside(other, data)
+      ? `'${key}' (${config[key]}) is inside 'dataDir' (${config.dataDir})`
+      : isInside(data, other)
+      ? `'dataDir' (${config.dataDir}) is inside '${key}' (${config[key]})`
+      : null;
+    if (problem) {
+      throw new ConfigError(`${problem}, which the bot's container can write`, {
+        object: sourceOf(key),
+        hint:
+          `give '${key}' and 'dataDir' separate folders, e.g. stateDir /var/lib/hyperbot-ops, ` +
+          "logDir <baseDir>/logs, dataDir <baseDir>/data",
+      });
+    }
+  }
+}
+
+/**
+ * `path` as the kernel would walk it: component by component, each link that exists followed
+ * before the next `..` applies (so `/srv/link/..` is the parent of the link's target).
+ */
+function resolveExisting(path: string, realPath: (path: string) => string): string {
+  let current = "/";
+  for (const part of path.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") {
+      current = dirname(current);
+      continue;
+    }
+    const next = join(current, part);
+    try {
+      current = realPath(next);
+    } catch {
+      current = next; // not there (yet): nothing to follow
+    }
+  }
+  return current;
+}
+
+/** Whether `inner` is `outer` or a path below it (both absolute and normalized). */
+function isInside(inner: string, outer: string): boolean {
+  return inner === outer || inner.startsWith(outer.endsWith("/") ? outer : `${outer}/`);
 }
 
 /** Parses the JSON config file; unknown keys and wrong types are errors naming the file and key. */

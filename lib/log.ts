@@ -4,7 +4,8 @@
  * Each command logs under its own category, and each category has its own file:
  *   ["hyperbot-ops", "update"] -> update.log, ["hyperbot-ops", "watch"] -> monitor.log,
  *   ["hyperbot-ops", "health"] -> health-check.log.
- * Files are created with mode 0640 (the process umask is 027, see main.ts).
+ * Files are created with mode 0640 and opened without following links (lib/adapters/log_file.ts);
+ * at most MAX_LOG_FILES rotated files of MAX_LOG_BYTES each are kept per category.
  */
 
 import {
@@ -15,8 +16,8 @@ import {
   reset,
   type Sink,
 } from "@logtape/logtape";
-import { getRotatingFileSink } from "@logtape/file";
 import { join } from "node:path";
+import { RotatingLogFile } from "./adapters/log_file.ts";
 import { printable, printableJson } from "./printable.ts";
 
 export type Fields = Record<string, unknown>;
@@ -69,16 +70,9 @@ export async function setupLogging(options: LoggingOptions): Promise<void> {
       const path = join(options.logDir, file);
       try {
         Deno.mkdirSync(options.logDir, { recursive: true, mode: 0o750 });
-        sinks[category] = getRotatingFileSink(path, {
-          maxSize: MAX_LOG_BYTES,
-          maxFiles: MAX_LOG_FILES,
-          // Each line is written at once (`tail -f` and `status` see it; the default buffers
-          // 8 KiB), so no flush timer is needed either: it would wake an idle watcher every 5 s.
-          bufferSize: 0,
-          flushInterval: 0,
-          formatter: (record) => formatRecord(record, true) + "\n",
-        });
-        tightenMode(path);
+        sinks[category] = fileSink(
+          new RotatingLogFile(path, { maxBytes: MAX_LOG_BYTES, maxFiles: MAX_LOG_FILES }),
+        );
         categorySinks.push(category);
       } catch (err) {
         // A read-only or missing log folder must not stop an update: stderr still gets everything.
@@ -178,11 +172,24 @@ function formatValue(value: unknown): string {
   return plain ? text : printableJson(text);
 }
 
-function tightenMode(path: string) {
-  try {
-    const mode = Deno.statSync(path).mode;
-    if (mode !== null && (mode & 0o777) !== 0o640) Deno.chmodSync(path, 0o640);
-  } catch {
-    // The sink reports its own errors when it writes.
-  }
+/**
+ * Each line is written at once (`tail -f` and `status` see it), so no flush timer wakes an idle
+ * watcher. A write that fails (disk full, the file replaced by something that is not a file) is
+ * reported on stderr once until writing works again, and never ends the process.
+ */
+function fileSink(file: RotatingLogFile): Sink {
+  const encoder = new TextEncoder();
+  let failing = false;
+  const sink = (record: LogRecord) => {
+    try {
+      file.write(encoder.encode(formatRecord(record, true) + "\n"));
+      failing = false;
+    } catch (err) {
+      if (!failing) {
+        console.error(`warning: cannot write log file '${file.path}': ${(err as Error).message}`);
+      }
+      failing = true;
+    }
+  };
+  return Object.assign(sink, { [Symbol.dispose]: () => file.close() });
 }

@@ -122,3 +122,70 @@ Deno.test("zero seconds of verification is refused", () => {
     );
   }
 });
+
+/** The ConfigError loadConfig throws for these flags, or fails the test. */
+function configErrorOf(flags: Record<string, string>): ConfigError {
+  try {
+    loadConfig({ env: {}, readTextFile: noFile, flags });
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    return err;
+  }
+  assert.fail(`accepted ${JSON.stringify(flags)}`);
+}
+
+Deno.test("a stateDir or logDir inside dataDir is a configuration error naming both keys", () => {
+  for (
+    const [flags, key] of [
+      [{ dataDir: "/srv/bot/data", stateDir: "/srv/bot/data/state" }, "stateDir"],
+      [{ dataDir: "/srv/bot/data", logDir: "/srv/bot/data/logs" }, "logDir"],
+      [{ dataDir: "/srv/bot/data", logDir: "/srv/bot/data" }, "logDir"],
+      [{ dataDir: "/srv/bot/data", stateDir: "/srv/bot/state/../data/x" }, "stateDir"],
+      [{ dataDir: "/srv/bot/logs/data", logDir: "/srv/bot/logs" }, "logDir"],
+      [{ dataDir: "/var/lib/hyperbot-ops/shared" }, "stateDir"],
+    ] as const
+  ) {
+    const err = configErrorOf(flags);
+    assert.equal(err.exitCode, 3);
+    assert.match(err.message, new RegExp(`'${key}'`), err.message);
+    assert.match(err.message, /'dataDir'/, err.message);
+  }
+});
+
+Deno.test("separate folders that only share a prefix are accepted", () => {
+  const c = loadConfig({
+    env: {},
+    readTextFile: noFile,
+    flags: { dataDir: "/srv/bot/data", logDir: "/srv/bot/data-logs", stateDir: "/srv/state" },
+  });
+  assert.equal(c.logDir, "/srv/bot/data-logs");
+});
+
+Deno.test("a logDir or stateDir that reaches into dataDir through a link is refused", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "hbt-config-link-" }));
+  try {
+    await Deno.mkdir(`${dir}/data/logs`, { recursive: true });
+    await Deno.symlink(`${dir}/data/logs`, `${dir}/logs`);
+    await Deno.symlink(`${dir}/data`, `${dir}/state-link`);
+    const logs = configErrorOf({ dataDir: `${dir}/data`, logDir: `${dir}/logs`, stateDir: "/s" });
+    assert.match(logs.message, /'logDir'.*'dataDir'/);
+    // A folder not created yet below a link counts too.
+    const state = configErrorOf({
+      dataDir: `${dir}/data`,
+      logDir: "/l",
+      stateDir: `${dir}/state-link/state`,
+    });
+    assert.match(state.message, /'stateDir'.*'dataDir'/);
+    // `..` after a link climbs from the link's target, as the kernel does.
+    await Deno.mkdir(`${dir}/elsewhere/deep`, { recursive: true });
+    await Deno.symlink(`${dir}/data/logs`, `${dir}/elsewhere/to-logs`);
+    const dots = configErrorOf({
+      dataDir: `${dir}/data`,
+      logDir: `${dir}/elsewhere/to-logs/../x`,
+      stateDir: "/s",
+    });
+    assert.match(dots.message, /'logDir'/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
