@@ -113,7 +113,6 @@ const silentWatcher: FolderWatcher = {
     const ended = new Promise<void>((resolve) => (end = resolve));
     return {
       ended,
-      unstall: () => Promise.resolve(),
       close: () => Promise.resolve(end()),
     };
   },

@@ -9,6 +9,8 @@
  * - `--no-flush-bytecode`: V8 drops the bytecode of functions unused for a while, so every
  *   30 s wake-up compiled the same code again (the watcher: 55 ms a minute, 18 without).
  * An ops tool that waits on Docker gains nothing from either.
+ *
+ * `--allow-ffi`: lib/adapters/libc.ts (O_PATH opens in the data folder, inotify).
  */
 export const RUN_FLAGS: readonly string[] = [
   "--allow-read",
@@ -17,5 +19,6 @@ export const RUN_FLAGS: readonly string[] = [
   "--allow-net",
   "--allow-run",
   "--allow-sys",
+  "--allow-ffi",
   "--v8-flags=--single-threaded,--no-flush-bytecode",
 ];

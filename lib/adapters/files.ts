@@ -3,8 +3,8 @@
  * the status file and history the bot reads, and the last-update record.
  */
 
-import { constants, promises as fsp } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
+import { DataDir, syncDir, writeFileAtomic } from "./data_dir.ts";
 import { LockedError, UpdateFailedError } from "../errors.ts";
 import type { JournalEntry, LastUpdate, StatusFile } from "../update/report.ts";
 import type {
@@ -24,106 +24,10 @@ export const WATCH_LOCK_FILE = "watch.lock";
 export const LAST_UPDATE_FILE = "last-update.json";
 export const HEARTBEAT_FILE = "heartbeat.json";
 
+export { syncDir, writeFileAtomic };
+
 /** History is cut back to its newest half when it grows past this. */
 export const MAX_HISTORY_BYTES = 256 * 1024;
-
-/**
- * Writes a file atomically: a temporary file in the same folder, fsync, rename, fsync of the
- * folder. A reader sees the old content or the new, never a part.
- *
- * Safe in a folder the bot's container can write to: the temporary file is created with
- * O_EXCL (a planted link makes the open fail instead of being followed), it gets its mode at
- * creation (no chmod by path, which would follow a link swapped in afterwards), and rename
- * replaces a link at `path` rather than writing through it.
- */
-export async function writeFileAtomic(
-  path: string,
-  content: string,
-  options: { mode?: number } = {},
-): Promise<void> {
-  const mode = options.mode ?? 0o640;
-  const tmp = join(dirname(path), `.${crypto.randomUUID()}.tmp`);
-  const file = createExclusive(tmp, mode);
-  try {
-    await file.write(new TextEncoder().encode(content));
-    await file.sync();
-  } finally {
-    file.close();
-  }
-  try {
-    await Deno.rename(tmp, path);
-  } catch (err) {
-    await Deno.remove(tmp).catch(() => {});
-    throw err;
-  }
-  await syncDir(dirname(path));
-}
-
-/**
- * Creates a new file with exactly `mode`. The process umask (027, set in main.ts) would narrow
- * it, so it is lifted for this one synchronous call; no other code runs in between.
- */
-function createExclusive(path: string, mode: number): Deno.FsFile {
-  const previous = Deno.umask(0);
-  try {
-    return Deno.openSync(path, { write: true, createNew: true, mode });
-  } finally {
-    Deno.umask(previous);
-  }
-}
-
-/**
- * Reads at most `maxBytes` of a regular file in a folder the bot's container can write to:
- * opened with O_NOFOLLOW (a link is not followed) and O_NONBLOCK (a FIFO swapped in after the
- * lstat cannot block us), and only read if it is the regular file lstat saw (same dev and
- * inode). Returns null when absent or anything but that regular file.
- */
-export async function readRegularFile(path: string, maxBytes: number): Promise<string | null> {
-  let entry: Deno.FileInfo;
-  try {
-    entry = await Deno.lstat(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return null;
-    throw err;
-  }
-  if (!entry.isFile) return null;
-  let handle: fsp.FileHandle;
-  try {
-    handle = await fsp.open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === "ELOOP" || code === "ENOENT" || code === "ENXIO") return null;
-    throw err;
-  }
-  try {
-    const opened = await handle.stat();
-    if (opened.ino !== entry.ino || opened.dev !== entry.dev || !opened.isFile()) return null;
-    const buffer = new Uint8Array(Math.min(maxBytes, opened.size));
-    let filled = 0;
-    while (filled < buffer.length) {
-      const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
-      if (bytesRead === 0) break;
-      filled += bytesRead;
-    }
-    return new TextDecoder().decode(buffer.subarray(0, filled));
-  } finally {
-    await handle.close();
-  }
-}
-
-/** fsyncs a folder so a rename in it survives a power cut. */
-export async function syncDir(dir: string): Promise<void> {
-  try {
-    const handle = await Deno.open(dir, { read: true });
-    try {
-      await handle.sync();
-    } finally {
-      handle.close();
-    }
-  } catch {
-    // Some filesystems cannot fsync a folder; the rename is still atomic.
-  }
-}
 
 export async function readJsonOrNull<T>(path: string): Promise<T | null> {
   let text: string;
@@ -258,34 +162,38 @@ export class FileJournalStore implements JournalStore {
   }
 }
 
+/** The status file and history in dataDir, through lib/adapters/data_dir.ts. */
 export class FileStatusStore implements StatusStore {
-  constructor(private readonly dataDir: string) {}
+  private readonly data: DataDir;
+  constructor(dataDir: string) {
+    this.data = new DataDir(dataDir);
+  }
   async write(status: StatusFile): Promise<void> {
-    await writeFileAtomic(join(this.dataDir, STATUS_FILE), JSON.stringify(status, null, 2) + "\n", {
-      mode: 0o644,
-    });
+    await this.data.write(STATUS_FILE, JSON.stringify(status, null, 2) + "\n", 0o644);
   }
   async read(): Promise<StatusFile | null> {
     try {
-      const text = await readRegularFile(join(this.dataDir, STATUS_FILE), 1024 * 1024);
-      return text === null ? null : JSON.parse(text) as StatusFile;
+      const content = await this.data.read(STATUS_FILE, 1024 * 1024);
+      if (!content?.bytes) return null;
+      return JSON.parse(new TextDecoder().decode(content.bytes)) as StatusFile;
     } catch {
       return null;
     }
   }
   /**
-   * The folder is the bot's: the history is read without following links and rewritten
-   * atomically (never appended in place), and cut to its newest half past MAX_HISTORY_BYTES.
+   * The folder is the bot's: the history is read as data_dir.ts reads (never a device, FIFO or
+   * link) and rewritten atomically (never appended in place), cut to its newest half past
+   * MAX_HISTORY_BYTES.
    */
   async appendHistory(status: StatusFile): Promise<void> {
-    const path = join(this.dataDir, HISTORY_FILE);
     const line = JSON.stringify(status) + "\n";
-    const existing = (await readRegularFile(path, MAX_HISTORY_BYTES)) ?? "";
+    const content = await this.data.read(HISTORY_FILE, MAX_HISTORY_BYTES);
+    const existing = content?.bytes ? new TextDecoder().decode(content.bytes) : "";
     let kept = existing.split("\n").filter((l) => l.startsWith("{") && l.endsWith("}"));
     if (existing.length + line.length > MAX_HISTORY_BYTES) {
       kept = kept.slice(Math.floor(kept.length / 2));
     }
-    await writeFileAtomic(path, kept.map((l) => l + "\n").join("") + line, { mode: 0o644 });
+    await this.data.write(HISTORY_FILE, kept.map((l) => l + "\n").join("") + line, 0o644);
   }
 }
 

@@ -1,97 +1,116 @@
 /**
- * Watching one folder for changes through inotify (`Deno.watchFs`).
+ * Watching one folder for changes through inotify, called directly (lib/adapters/libc.ts).
+ *
+ * Not `Deno.watchFs`: its inotify thread opened the entries it got events for, following
+ * links, so a FIFO in the folder (or one behind a link) blocked that open until a writer came,
+ * which stalled later events and made `close()` hang. Here the kernel's events are read as
+ * they are; nothing in the folder is opened, so no entry the container can create delays an
+ * event or the close. The wait runs on a thread of Deno's pool and costs no CPU while idle.
  */
 
-import { constants, promises as fsp } from "node:fs";
+import {
+  close,
+  IN_ATTRIB,
+  IN_CLOSE_WRITE,
+  IN_CREATE,
+  IN_DELETE_SELF,
+  IN_IGNORED,
+  IN_MODIFY,
+  IN_MOVE_SELF,
+  IN_MOVED_TO,
+  IN_ONLYDIR,
+  IN_Q_OVERFLOW,
+  inotifyAddWatch,
+  inotifyInit,
+  parseInotify,
+  pipe,
+  pollReadable,
+  read,
+  write,
+} from "./libc.ts";
 import { join } from "node:path";
 
 /** A running watch of one folder. */
 export interface FolderWatch {
   /** Resolves when the watch ends by itself (the folder was removed) or was closed. */
   readonly ended: Promise<void>;
-  /** Frees the watch if a hostile entry stalls it (see DenoFolderWatcher). Cheap; call it now and then. */
-  unstall(): Promise<void>;
-  /** Stops the watch. Does not wait for `ended` (see DenoFolderWatcher). */
+  /** Stops the watch; resolves when it has stopped. */
   close(): Promise<void>;
 }
 
 export interface FolderWatcher {
   /**
-   * Watches `dir` (not recursively) and calls `onChange` with the paths of each event.
-   * Throws when the folder cannot be watched (it does not exist).
+   * Watches `dir` (not recursively) and calls `onChange` with the paths of each event (an
+   * empty list when events were lost: look at everything). Throws when the folder cannot be
+   * watched (it does not exist).
    */
   watch(dir: string, onChange: (paths: string[]) => void): FolderWatch;
 }
 
-/** Entries looked at per unstall: a folder stuffed with files must not make it expensive. */
-const MAX_ENTRIES_SCANNED = 1_000;
+const MASK = IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF |
+  IN_MOVE_SELF | IN_ONLYDIR;
 
-/**
- * `Deno.watchFs`. Its inotify thread opens entries it gets events for, and an open of a FIFO
- * blocks until a writer comes: a FIFO in the folder stalls later events and makes `close()`
- * hang. `unstall()` opens each FIFO in the folder for writing without blocking and closes it
- * at once, which lets the stalled open return (nothing is written or read). A FIFO at the
- * trigger path is claimed and removed, which ends the stall; one under another name stalls
- * the watch again after each release, so detection then rests on the loop's rescan, and
- * `close()` leaves the inotify thread to the process exit rather than hang on it.
- */
-export class DenoFolderWatcher implements FolderWatcher {
+export class InotifyFolderWatcher implements FolderWatcher {
   watch(dir: string, onChange: (paths: string[]) => void): FolderWatch {
-    const watcher = Deno.watchFs(dir, { recursive: false });
-    let closed = false;
+    const fd = inotifyInit();
+    let wake: [number, number];
+    try {
+      inotifyAddWatch(fd, dir, MASK);
+      wake = pipe();
+    } catch (err) {
+      close(fd);
+      throw err;
+    }
+    const [wakeRead, wakeWrite] = wake;
+    let closing = false;
+    let finished = false;
     const ended = (async () => {
+      const buf = new Uint8Array(64 * 1024);
       try {
-        for await (const event of watcher) onChange(event.paths);
+        while (!closing) {
+          const ready = await pollReadable([fd, wakeRead]);
+          if (closing || ready.includes(wakeRead)) return;
+          if (!ready.includes(fd)) continue;
+          let n: number;
+          try {
+            n = read(fd, buf);
+          } catch {
+            continue; // EAGAIN: another wake-up took them
+          }
+          const events = parseInotify(buf, n);
+          const paths: string[] = [];
+          let gone = false;
+          let overflow = false;
+          for (const e of events) {
+            if (e.mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) gone = true;
+            if (e.mask & IN_Q_OVERFLOW) overflow = true;
+            paths.push(e.name ? join(dir, e.name) : dir);
+          }
+          onChange(overflow ? [] : paths);
+          if (gone) return;
+        }
       } catch {
-        // The folder went away or the watch was closed: `ended` tells the loop either way.
+        // The handle failed: `ended` tells the loop, which watches again.
+      } finally {
+        finished = true;
+        close(fd);
+        close(wakeRead);
+        close(wakeWrite);
       }
     })();
     return {
       ended,
-      unstall: async () => {
-        await releaseFifoReaders(dir);
-      },
       async close() {
-        if (closed) return;
-        closed = true;
-        if ((await releaseFifoReaders(dir)) > 0) return;
-        try {
-          watcher.close();
-        } catch {
-          // Already closed.
+        if (!closing && !finished) {
+          closing = true;
+          try {
+            write(wakeWrite, new Uint8Array(1));
+          } catch {
+            // Already ended and closed.
+          }
         }
+        await ended;
       },
     };
   }
-}
-
-/**
- * Opens each FIFO in `dir` write-only, non-blocking, without following links, and closes it.
- * Returns how many FIFOs it found.
- */
-export async function releaseFifoReaders(dir: string): Promise<number> {
-  let seen = 0;
-  let fifos = 0;
-  try {
-    for await (const entry of Deno.readDir(dir)) {
-      if (++seen > MAX_ENTRIES_SCANNED) break;
-      if (entry.isFile || entry.isDirectory || entry.isSymlink) continue;
-      const path = join(dir, entry.name);
-      try {
-        const info = await Deno.lstat(path);
-        if (!info.isFifo) continue;
-        fifos++;
-        const handle = await fsp.open(
-          path,
-          constants.O_WRONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW,
-        );
-        await handle.close();
-      } catch {
-        // ENXIO: nobody is blocked on it; gone: nothing to do.
-      }
-    }
-  } catch {
-    // The folder is gone.
-  }
-  return fifos;
 }

@@ -1,23 +1,35 @@
 /**
- * Claiming the trigger: moving `<dataDir>/.update_trigger` out of the container's reach into
- * `<stateDir>/claimed/` with one rename, so a crash can neither run it twice nor lose it, and
- * reading it without following links or blocking on a FIFO.
+ * Claiming the trigger: taking `<dataDir>/.update_trigger` out of the container's reach into
+ * `<stateDir>/claimed/`, so a crash can neither run it twice nor lose it.
+ *
+ * Nothing the container holds may ever point into stateDir: the trigger is never moved there.
+ * It is first renamed inside dataDir to `.update_trigger.claimed-<stamp>` (atomic: the writer's
+ * next trigger cannot be lost or removed by us), read through lib/adapters/data_dir.ts (no link
+ * followed, nothing but a regular file read), its bytes written to a new file in the claim
+ * folder and fsynced, and only then is the staged name removed from dataDir. Anything but a
+ * regular file is removed (bounded: what cannot be cleared is left and reported once) and comes
+ * back as a claim without bytes, which the loop rejects. A crash between the steps is finished
+ * at the next start.
  *
  * A claim moves through the claim folder by name:
  *   `<stamp>`                     claimed, not yet handed to the update
  *   `<stamp>.started-<ms>`        handed to the update at <ms> (epoch milliseconds)
  * and is removed when the update has ended (or the trigger was rejected).
- *
- * When stateDir is on another filesystem than dataDir (rename fails with EXDEV), the trigger
- * is first renamed inside dataDir to `.update_trigger.claimed-<stamp>` (still atomic, and the
- * writer's next trigger cannot be lost), its bytes are copied into the claim folder, fsynced,
- * and only then is the staged file removed. A crash between the two is finished at start.
  */
 
-import { constants, promises as fsp } from "node:fs";
 import { join } from "node:path";
-import { ensureDir, syncDir, TRIGGER_FILE } from "./files.ts";
-import { type ClaimedContent, type EntryKind, MAX_TRIGGER_BYTES } from "../watch/trigger.ts";
+import { ensureDir, TRIGGER_FILE } from "./files.ts";
+import {
+  DataDir,
+  type EntryContent,
+  isNotFound,
+  readEntry,
+  RemovalBudget,
+  removeEntry,
+  syncDir,
+  writeFileAtomic,
+} from "./data_dir.ts";
+import { type ClaimedContent, MAX_TRIGGER_BYTES } from "../watch/trigger.ts";
 
 export const CLAIM_DIR = "claimed";
 export const STAGE_PREFIX = `${TRIGGER_FILE}.claimed-`;
@@ -64,200 +76,101 @@ function newStamp(now: number): string {
 
 const STAMP_RE = /^(\d{15})-\d{6}-[0-9a-f]{8}(?:\.started-(\d+))?$/;
 
-export function kindOf(info: Deno.FileInfo): EntryKind {
-  if (info.isSymlink) return "symlink";
-  if (info.isFile) return "file";
-  if (info.isDirectory) return "directory";
-  if (info.isFifo) return "fifo";
-  if (info.isSocket) return "socket";
-  if (info.isBlockDevice) return "block device";
-  if (info.isCharDevice) return "character device";
-  return "other";
-}
+/** Staged names looked at per start: the container can plant any number. */
+const MAX_STAGED_SCANNED = 10_000;
+/** What one claim may spend removing a hostile entry before leaving it for the next start. */
+const CLAIM_REMOVAL_OPS = 20_000;
+const CLAIM_REMOVAL_MS = 300;
 
-function isNotFound(err: unknown): boolean {
-  return err instanceof Deno.errors.NotFound || (err as { code?: string })?.code === "ENOENT";
-}
-
-function isCrossDevice(err: unknown): boolean {
-  return (err as { code?: string })?.code === "EXDEV" || /os error 18\b/.test(String(err));
-}
-
-/**
- * Reads at most MAX_TRIGGER_BYTES + 1 bytes of a regular file without following a symlink
- * (O_NOFOLLOW), without blocking on a FIFO (O_NONBLOCK), and only if the file opened is the
- * one lstat saw (same dev and inode). Returns the kind instead when it is not a regular file.
- */
-export async function readRegularFile(path: string): Promise<ClaimedContent> {
-  const before = await Deno.lstat(path);
-  const kind = kindOf(before);
-  if (kind !== "file") return { kind, bytes: null };
-  let handle;
-  try {
-    handle = await fsp.open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (err) {
-    if ((err as { code?: string }).code === "ELOOP") return { kind: "symlink", bytes: null };
-    throw err;
-  }
-  try {
-    const st = await handle.stat();
-    if (!st.isFile()) return { kind: st.isDirectory() ? "directory" : "other", bytes: null };
-    if (Number(st.dev) !== before.dev || Number(st.ino) !== before.ino) {
-      // Swapped between lstat and open: refuse rather than read something else.
-      return { kind: "other", bytes: null };
-    }
-    const buf = new Uint8Array(MAX_TRIGGER_BYTES + 1);
-    let filled = 0;
-    while (filled < buf.length) {
-      const { bytesRead } = await handle.read(buf, filled, buf.length - filled, filled);
-      if (bytesRead === 0) break;
-      filled += bytesRead;
-    }
-    return { kind, bytes: buf.slice(0, filled) };
-  } finally {
-    await handle.close();
-  }
-}
-
-/**
- * Lets go of anyone blocked opening a FIFO for reading. The inotify thread behind
- * `Deno.watchFs` opens new entries and blocks forever on a FIFO without a writer, which stops
- * events and hangs `close()`. Opening it for writing without blocking (and writing nothing)
- * lets such an open return with an immediate EOF. Never opens it for reading.
- */
-async function releaseFifoReaders(path: string): Promise<void> {
-  for (const delay of [0, 10, 40]) {
-    if (delay) await new Promise((r) => setTimeout(r, delay));
-    try {
-      const handle = await fsp.open(
-        path,
-        constants.O_WRONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW,
-      );
-      await handle.close();
-    } catch {
-      // ENXIO: no reader (yet); anything else: nothing to release.
-    }
-  }
-}
-
-/** Removes whatever the entry is, never following a link (a directory is removed with its contents). */
-async function removeEntry(path: string): Promise<void> {
-  try {
-    const info = await Deno.lstat(path);
-    if (info.isFifo) await releaseFifoReaders(path);
-    await Deno.remove(path, { recursive: info.isDirectory });
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
-  }
-}
-
-async function writeBytesDurably(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp`;
-  const file = await Deno.open(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
-  try {
-    let written = 0;
-    while (written < bytes.length) written += await file.write(bytes.subarray(written));
-    await file.sync();
-  } finally {
-    file.close();
-  }
-  await Deno.rename(tmp, path);
-}
+/** Says once that an entry could not be removed and is left where it is. */
+export type LeftReporter = (where: string, reason: string) => void;
 
 export class FileTriggerInbox implements TriggerInbox {
   private readonly claimDir: string;
-  private readonly triggerPath: string;
+  private readonly data: DataDir;
 
   constructor(
-    private readonly dataDir: string,
+    dataDir: string,
     stateDir: string,
     private readonly now: () => number = Date.now,
+    private readonly reportLeft: LeftReporter = () => {},
   ) {
     this.claimDir = join(stateDir, CLAIM_DIR);
-    this.triggerPath = join(dataDir, TRIGGER_FILE);
+    this.data = new DataDir(dataDir);
   }
 
   async claim(): Promise<Claim | null> {
-    try {
-      await Deno.lstat(this.triggerPath);
-    } catch (err) {
-      if (isNotFound(err)) return null;
-      throw err;
-    }
+    if ((await this.data.kindOf(TRIGGER_FILE)) === null) return null;
     await ensureDir(this.claimDir, 0o700);
     const claimedAt = this.now();
     const stamp = newStamp(claimedAt);
-    const target = join(this.claimDir, stamp);
     try {
       // rename(2) moves the entry itself: a symlink stays a symlink, nothing is followed.
-      await Deno.rename(this.triggerPath, target);
-    } catch (err) {
-      if (isNotFound(err)) return null;
-      if (!isCrossDevice(err)) throw err;
-      return await this.claimAcrossFilesystems(stamp, claimedAt);
-    }
-    await syncDir(this.claimDir);
-    await syncDir(this.dataDir);
-    return await this.open(stamp, claimedAt, null);
-  }
-
-  private async claimAcrossFilesystems(stamp: string, claimedAt: number): Promise<Claim | null> {
-    const staged = join(this.dataDir, STAGE_PREFIX + stamp);
-    try {
-      await Deno.rename(this.triggerPath, staged);
+      await this.data.rename(TRIGGER_FILE, STAGE_PREFIX + stamp);
     } catch (err) {
       if (isNotFound(err)) return null;
       throw err;
     }
-    await syncDir(this.dataDir);
-    return await this.finishStage(stamp, claimedAt);
+    await this.data.sync();
+    return await this.finishStage(
+      stamp,
+      claimedAt,
+      new RemovalBudget(CLAIM_REMOVAL_OPS, CLAIM_REMOVAL_MS),
+    );
   }
 
-  /** Copies a staged trigger into the claim folder, then removes it from dataDir. */
-  private async finishStage(stamp: string, claimedAt: number): Promise<Claim> {
-    const staged = join(this.dataDir, STAGE_PREFIX + stamp);
-    const content = await readRegularFile(staged);
+  /**
+   * Copies a staged regular file into the claim folder, then removes the staged name from
+   * dataDir. Null when the staged entry is gone (the container removed it).
+   */
+  private async finishStage(
+    stamp: string,
+    claimedAt: number,
+    budget: RemovalBudget,
+  ): Promise<Claim | null> {
+    const staged = STAGE_PREFIX + stamp;
+    const content = await this.data.read(staged, MAX_TRIGGER_BYTES + 1);
+    if (content === null) return null;
     if (content.kind === "file" && content.bytes) {
-      await writeBytesDurably(join(this.claimDir, stamp), content.bytes);
-      await syncDir(this.claimDir);
+      await writeFileAtomic(join(this.claimDir, stamp), content.bytes, { mode: 0o600 });
     }
-    await removeEntry(staged);
-    await syncDir(this.dataDir);
-    return { stamp, claimedAt, startedAt: null, content };
+    await this.removeStaged(staged, budget);
+    await this.data.sync();
+    return { stamp, claimedAt, startedAt: null, content: content as ClaimedContent };
   }
 
-  /** Reads a claimed entry; a non-regular one is removed at once. */
-  private async open(name: string, claimedAt: number, startedAt: number | null): Promise<Claim> {
-    const path = join(this.claimDir, name);
-    const content = await readRegularFile(path);
-    if (content.kind !== "file") await removeEntry(path);
-    return { stamp: name.replace(/\.started-\d+$/, ""), claimedAt, startedAt, content };
+  private async removeStaged(name: string, budget: RemovalBudget): Promise<void> {
+    const removal = await this.data.remove(name, budget);
+    if (!removal.removed) this.reportLeft(join(this.data.path, name), removal.reason ?? "");
   }
 
   async pending(): Promise<Claim[]> {
     await ensureDir(this.claimDir, 0o700);
-    // Finish the cross-filesystem claim a killed process left staged in dataDir. The folder is
-    // the container's, which can plant any number of such names: only the newest is finished
-    // (only the newest request would run anyway); the others are removed unread, as they come.
+    // One budget for all the removals of a start: a container that planted many entries
+    // it keeps busy cannot hold the start up for long.
+    const budget = new RemovalBudget();
+    // Finish the claim a killed process left staged in dataDir. The container can plant any
+    // number of such names: only the newest is finished (only the newest request would run
+    // anyway); the others are removed unread.
     try {
       const staged: { name: string; stamp: string; at: number }[] = [];
-      for await (const entry of Deno.readDir(this.dataDir)) {
-        if (!entry.name.startsWith(STAGE_PREFIX)) continue;
-        const stamp = entry.name.slice(STAGE_PREFIX.length);
+      for (const name of await this.data.list(STAGE_PREFIX, MAX_STAGED_SCANNED)) {
+        const stamp = name.slice(STAGE_PREFIX.length);
         const m = STAMP_RE.exec(stamp);
         if (!m || m[2] !== undefined) continue;
-        staged.push({ name: entry.name, stamp, at: Number(m[1]) });
-        if (staged.length < 2) continue;
-        // Keep the newer of the two in slot 0; remove the other now.
-        if (staged[1].stamp > staged[0].stamp) staged.reverse();
-        await removeEntry(join(this.dataDir, staged.pop()!.name));
+        staged.push({ name, stamp, at: Number(m[1]) });
       }
-      const newest = staged[0];
+      staged.sort((a, b) => a.stamp < b.stamp ? -1 : a.stamp > b.stamp ? 1 : 0);
+      const newest = staged.pop();
+      for (const older of staged) {
+        if (budget.spent) break;
+        await this.removeStaged(older.name, budget);
+      }
       if (newest) {
-        if (await exists(join(this.claimDir, newest.stamp))) {
-          await removeEntry(join(this.dataDir, newest.name));
+        if ((await entryAt(join(this.claimDir, newest.stamp))) !== null) {
+          await this.removeStaged(newest.name, budget);
         } else {
-          await this.finishStage(newest.stamp, newest.at);
+          await this.finishStage(newest.stamp, newest.at, budget);
         }
       }
     } catch (err) {
@@ -266,13 +179,24 @@ export class FileTriggerInbox implements TriggerInbox {
     const claims: Claim[] = [];
     for await (const entry of Deno.readDir(this.claimDir)) {
       const m = STAMP_RE.exec(entry.name);
-      if (!m) {
-        // Our own leftovers (a .tmp from a killed copy): nothing anyone asked for.
-        await removeEntry(join(this.claimDir, entry.name));
+      const content = m && entry.isFile ? await entryAt(join(this.claimDir, entry.name)) : null;
+      if (!m || content?.kind !== "file") {
+        // Our own leftovers (a .tmp from a killed copy), or what an older version moved in
+        // (it moved any entry the container made): nothing anyone asked for.
+        if (budget.spent) continue;
+        const removal = await removeEntry(this.claimDir, entry.name, budget);
+        if (!removal.removed) {
+          this.reportLeft(join(this.claimDir, entry.name), removal.reason ?? "");
+        }
         continue;
       }
       const startedAt = m[2] === undefined ? null : Number(m[2]);
-      claims.push(await this.open(entry.name, Number(m[1]), startedAt));
+      claims.push({
+        stamp: entry.name.replace(/\.started-\d+$/, ""),
+        claimedAt: Number(m[1]),
+        startedAt,
+        content: content as ClaimedContent,
+      });
     }
     return claims.sort((a, b) => a.stamp < b.stamp ? -1 : a.stamp > b.stamp ? 1 : 0);
   }
@@ -303,30 +227,26 @@ export class FileTriggerInbox implements TriggerInbox {
   }
 
   async remove(claim: Claim): Promise<void> {
-    await removeEntry(this.pathOf(claim));
+    // Only a regular file's bytes ever reach the claim folder.
+    if (claim.content.kind !== "file") return;
+    try {
+      await Deno.remove(this.pathOf(claim));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
     await syncDir(this.claimDir);
   }
 
   async hasTrigger(): Promise<boolean> {
-    return await exists(this.triggerPath);
+    return (await this.data.kindOf(TRIGGER_FILE)) !== null;
   }
 
-  async dataDirIdentity(): Promise<string | null> {
-    try {
-      const info = await Deno.stat(this.dataDir);
-      return info.isDirectory ? `${info.dev}:${info.ino}` : null;
-    } catch {
-      return null;
-    }
+  dataDirIdentity(): Promise<string | null> {
+    return this.data.identity();
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (err) {
-    if (isNotFound(err)) return false;
-    throw err;
-  }
+/** A claim file in the claim folder, read as carefully as anything in dataDir. */
+function entryAt(path: string): Promise<EntryContent | null> {
+  return Promise.resolve().then(() => readEntry(path, MAX_TRIGGER_BYTES + 1));
 }

@@ -4,7 +4,7 @@
  */
 
 import { FileTriggerInbox } from "../adapters/trigger_inbox.ts";
-import { DenoFolderWatcher } from "../adapters/fs_watcher.ts";
+import { InotifyFolderWatcher } from "../adapters/fs_watcher.ts";
 import { FlockUpdateLock, TRIGGER_FILE, WATCH_LOCK_FILE } from "../adapters/files.ts";
 import { onStopSignals } from "../adapters/process.ts";
 import { loggerFor, setupLogging } from "../log.ts";
@@ -70,8 +70,17 @@ Logs to <logDir>/monitor.log (updates to <logDir>/update.log) and stderr.`,
     try {
       await runWatch(
         {
-          inbox: new FileTriggerInbox(cfg.dataDir, cfg.stateDir),
-          watcher: new DenoFolderWatcher(),
+          inbox: new FileTriggerInbox(
+            cfg.dataDir,
+            cfg.stateDir,
+            Date.now,
+            (path, reason) =>
+              log.warn("cannot remove an entry the bot made; it is left where it is", {
+                path,
+                reason,
+              }),
+          ),
+          watcher: new InotifyFolderWatcher(),
           clock: systemClock,
           logger: log,
           heartbeat: host.heartbeat(),

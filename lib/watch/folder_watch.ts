@@ -73,11 +73,6 @@ export class DataFolderWatch {
     }
   }
 
-  /** Frees the watch if a hostile entry stalls it (see FolderWatch.unstall). */
-  async unstall(): Promise<void> {
-    await this.folder?.unstall();
-  }
-
   async close(): Promise<void> {
     await this.folder?.close();
   }

@@ -261,7 +261,6 @@ class WatchLoop {
           this.queue.flushSuppressed();
           await this.retryUnfinished();
           await this.folder.check();
-          await this.folder.unstall();
           const retryDue = this.queue.retryDue();
           if (!retryDue && !(await this.deps.inbox.hasTrigger().catch(() => false))) continue;
         }

@@ -77,7 +77,6 @@ export class FakeFolderWatcher implements FolderWatcher {
     this.active = entry;
     return {
       ended,
-      unstall: () => Promise.resolve(),
       close: () => {
         if (this.active === entry) this.active = null;
         end();

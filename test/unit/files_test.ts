@@ -6,10 +6,10 @@ import {
   FlockUpdateLock,
   HISTORY_FILE,
   MAX_HISTORY_BYTES,
-  readRegularFile,
   STATUS_FILE,
   writeFileAtomic,
 } from "../../lib/adapters/files.ts";
+import { readEntry } from "../../lib/adapters/data_dir.ts";
 import { LockedError, UpdateFailedError } from "../../lib/errors.ts";
 import type { StatusFile } from "../../lib/update/report.ts";
 
@@ -72,9 +72,12 @@ Deno.test("a link is not read as a regular file", async () => {
   await Deno.writeTextFile(join(dir, "target"), "x");
   await Deno.symlink(join(dir, "target"), join(dir, "link"));
   try {
-    assert.equal(await readRegularFile(join(dir, "link"), 100), null);
-    assert.equal(await readRegularFile(join(dir, "target"), 100), "x");
-    assert.equal(await readRegularFile(join(dir, "absent"), 100), null);
+    assert.deepEqual(readEntry(join(dir, "link"), 100), { kind: "symlink", bytes: null });
+    assert.deepEqual(readEntry(join(dir, "target"), 100), {
+      kind: "file",
+      bytes: new TextEncoder().encode("x"),
+    });
+    assert.equal(readEntry(join(dir, "absent"), 100), null);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

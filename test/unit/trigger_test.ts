@@ -1,12 +1,8 @@
 import assert from "node:assert/strict";
+import { readEntry } from "../../lib/adapters/data_dir.ts";
 import { join } from "node:path";
 import { RejectedError } from "../../lib/errors.ts";
-import {
-  CLAIM_DIR,
-  FileTriggerInbox,
-  readRegularFile,
-  STAGE_PREFIX,
-} from "../../lib/adapters/trigger_inbox.ts";
+import { CLAIM_DIR, FileTriggerInbox, STAGE_PREFIX } from "../../lib/adapters/trigger_inbox.ts";
 import {
   checkTrigger,
   type ClaimedContent,
@@ -278,11 +274,11 @@ Deno.test("a 10 MB trigger is read only up to 4 KiB plus one byte", async () => 
   }
 });
 
-Deno.test("readRegularFile refuses a symlink even when asked directly", async () => {
+Deno.test("readEntry refuses a symlink even when asked directly", async () => {
   const d = await dirs();
   try {
     await Deno.symlink("/etc/passwd", d.trigger);
-    assert.deepEqual(await readRegularFile(d.trigger), { kind: "symlink", bytes: null });
+    assert.deepEqual(readEntry(d.trigger, 100), { kind: "symlink", bytes: null });
   } finally {
     await Deno.remove(d.base, { recursive: true });
   }

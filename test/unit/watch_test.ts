@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { FileTriggerInbox } from "../../lib/adapters/trigger_inbox.ts";
-import { DenoFolderWatcher, releaseFifoReaders } from "../../lib/adapters/fs_watcher.ts";
+import { InotifyFolderWatcher } from "../../lib/adapters/fs_watcher.ts";
 import { loadConfig } from "../../lib/config.ts";
 import { DockerError, LockedError, RejectedError } from "../../lib/errors.ts";
 import { MemoryLogger } from "../../lib/log.ts";
@@ -512,34 +512,33 @@ function statusAt(startedAt: Date) {
   };
 }
 
-Deno.test("a FIFO trigger neither stalls the real folder watch once claimed nor hangs its close", async () => {
+Deno.test("FIFOs in the data folder, bare or behind a link, neither stall the real folder watch nor hang its close", async () => {
   const base = await Deno.makeTempDir({ prefix: "hbt-watch-fifo-" });
   const dir = `${base}/data`;
   await Deno.mkdir(dir);
   try {
     const seen: string[] = [];
-    const watch = new DenoFolderWatcher().watch(dir, (paths) => seen.push(...paths));
-    await sleep(50);
-    const mk = await new Deno.Command("mkfifo", { args: [`${dir}/.update_trigger`] }).output();
-    assert.ok(mk.success, "mkfifo must exist for this test");
-    await sleep(50);
+    const watch = new InotifyFolderWatcher().watch(dir, (paths) => seen.push(...paths));
+    // The attacker's moves from issue 8: a FIFO in a subfolder, a link to it, and a bare one.
+    await Deno.mkdir(`${dir}/sub`);
+    for (const fifo of [`${dir}/sub/fifo`, `${dir}/fifo`]) {
+      const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+      assert.ok(mk.success, "mkfifo must exist for this test");
+    }
+    await Deno.symlink("sub/fifo", `${dir}/lnk`);
+    await Deno.symlink("fifo", `${dir}/.update_trigger`);
     const claim = await new FileTriggerInbox(dir, `${base}/state`).claim();
-    assert.equal(claim?.content.kind, "fifo");
+    assert.equal(claim?.content.kind, "symlink");
     await Deno.writeTextFile(`${dir}/after`, "x");
+    // Deno.watchFs stalled here and delivered nothing more at all.
     await eventually(
-      "the event after the FIFO",
+      "the event after the FIFOs",
       () => Promise.resolve(seen.some((p) => p.endsWith("/after"))),
       { timeoutMs: 3_000, intervalMs: 5 },
     );
-
-    // A FIFO under another name: unstall lets the stalled open return; once it is gone,
-    // close ends the watch. (With it still there, close leaves the thread to process exit.)
-    await new Deno.Command("mkfifo", { args: [`${dir}/another`] }).output();
-    await sleep(50);
-    await Deno.rename(`${dir}/another`, `${base}/another`);
-    assert.equal(await releaseFifoReaders(base), 1);
-    await watch.unstall();
-    await watch.close();
+    const closing = watch.close();
+    const closed = await Promise.race([closing.then(() => true), sleep(1_000).then(() => false)]);
+    assert.ok(closed, "close() returns at once with the FIFOs still there");
     await watch.ended;
   } finally {
     await Deno.remove(base, { recursive: true });
