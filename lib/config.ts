@@ -6,6 +6,7 @@
 import { dirname, join } from "node:path";
 import { ConfigError } from "./errors.ts";
 import { parseImageRef } from "./image_ref.ts";
+import { COMPOSE_MODES, type ComposeMode } from "./compose/pin.ts";
 
 export interface Config {
   baseDir: string;
@@ -20,6 +21,8 @@ export interface Config {
   stableSeconds: number;
   keepImages: number;
   dockerHost: string;
+  /** After a verified update of a docker compose container: pin its image in the project's files, only warn, or nothing. */
+  compose: ComposeMode;
   /** The file the settings were read from, or null when it did not exist. */
   configFile: string | null;
 }
@@ -30,7 +33,7 @@ export type ConfigInput = Partial<Record<ConfigKey, unknown>>;
 export const DEFAULT_CONFIG_FILE = "/etc/hyperbot-ops/config.json";
 export const DEFAULT_BASE_DIR = "/opt/trading-system";
 
-type Kind = "path" | "name" | "images" | "seconds" | "count" | "dockerHost";
+type Kind = "path" | "name" | "images" | "seconds" | "count" | "dockerHost" | "compose";
 export const CONFIG_KEYS: Record<
   ConfigKey,
   { kind: Kind; env: string; flag: string; doc: string }
@@ -95,6 +98,12 @@ export const CONFIG_KEYS: Record<
     env: "DOCKER_HOST",
     flag: "docker-host",
     doc: "unix:///path/to/docker.sock",
+  },
+  compose: {
+    kind: "compose",
+    env: "HYPERBOT_OPS_COMPOSE",
+    flag: "compose",
+    doc: "pin (default), warn or off: the image in a compose project after an update",
   },
 };
 
@@ -171,6 +180,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     stableSeconds: value("stableSeconds") ?? 10,
     keepImages: value("keepImages") ?? 2,
     dockerHost: value("dockerHost") ?? "unix:///var/run/docker.sock",
+    compose: value("compose") ?? "pin",
     configFile: text === null ? null : file,
   };
   checkFolderSeparation(config, sourceOf, options.realPath ?? Deno.realPathSync);
@@ -315,6 +325,12 @@ function coerce(key: ConfigKey, raw: unknown, source: string): unknown {
       }
       if (n > 86400) throw bad("expected at most 86400");
       return n;
+    }
+    case "compose": {
+      if (typeof raw !== "string" || !(COMPOSE_MODES as readonly string[]).includes(raw)) {
+        throw bad(`expected one of ${COMPOSE_MODES.join(", ")}`);
+      }
+      return raw;
     }
     case "dockerHost": {
       if (typeof raw !== "string" || !/^unix:\/\/\/.+/.test(raw)) {

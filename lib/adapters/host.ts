@@ -12,6 +12,7 @@ import { systemClock } from "../state.ts";
 import type { StepName } from "../update/report.ts";
 import type { UpdateDeps } from "../update/run.ts";
 import { FileHeartbeatStore } from "../watch/heartbeat.ts";
+import { OperatorComposeFiles } from "./compose_files.ts";
 import { DockerConfigCredentialStore } from "./credentials.ts";
 import { CronDirTable } from "./crontab.ts";
 import { SocketDockerEngine } from "./docker_engine.ts";
@@ -79,8 +80,14 @@ export class Host {
       status: this.statusFile(),
       lastUpdate: new FileLastUpdateStore(config.stateDir),
       pid: this.pid,
+      composeFiles: this.composeFiles(),
       beforeStep: crashHookFromEnv(this.env),
     };
+  }
+
+  /** The operator's compose files, for pinning and for status (never inside dataDir). */
+  composeFiles(): OperatorComposeFiles {
+    return new OperatorComposeFiles({ dataDir: this.config.dataDir });
   }
 
   /** The last `n` lines of a log file; null when absent. */

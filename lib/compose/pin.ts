@@ -121,6 +121,29 @@ export async function pinComposeImage(
   }
 }
 
+/**
+ * The update's hook: after a verified update (outcome `updated`, also for `--rollback` and a
+ * recovery that went forward) pins `image` when the update has compose files to work with.
+ * Returns the warnings for the report. Never throws.
+ */
+export async function pinAfterUpdate(
+  deps: { docker: Pick<Containers, "inspectContainer">; composeFiles?: ComposeFiles },
+  mode: ComposeMode,
+  container: string,
+  image: string | null,
+  logger: Logger,
+): Promise<string[]> {
+  if (!deps.composeFiles || !image) return [];
+  const files = deps.composeFiles;
+  const result = await pinComposeImage(
+    { docker: deps.docker, files, logger },
+    mode,
+    container,
+    image,
+  );
+  return result.warnings;
+}
+
 export interface ComposeAgreement {
   project: string;
   service: string;

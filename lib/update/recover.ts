@@ -5,6 +5,7 @@
  * left alone (killed before anything was touched). The report is derived from the journal.
  */
 
+import { pinAfterUpdate } from "../compose/pin.ts";
 import type { Config } from "../config.ts";
 import { reportOfJournal, type StepName, type StepRecord, type UpdateReport } from "./report.ts";
 import { publishResult, recordLastUpdate } from "./result.ts";
@@ -97,6 +98,12 @@ export async function recoverLocked(
     warnings.push(
       `the journal was for container '${j.container}', the config names '${config.container}'`,
     );
+  }
+  if (outcome === "updated") {
+    for (const w of await pinAfterUpdate(deps, config.compose, j.container, j.image, log)) {
+      warnings.push(w);
+      log.warn(w, fields);
+    }
   }
   const report = reportOfJournal(j, { outcome, imageId, finishedAt, error, warnings });
   await publishResult(deps, report, log);

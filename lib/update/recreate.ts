@@ -16,9 +16,6 @@ import type {
   MountSpec,
 } from "../docker.ts";
 
-/** Labels that say docker compose manages the container. */
-export const COMPOSE_PROJECT_LABEL = "com.docker.compose.project";
-
 /**
  * Why this container cannot be recreated faithfully (empty when it can). The update refuses
  * such containers instead of degrading them silently.
@@ -53,14 +50,8 @@ export function recreateWarnings(
   old: ContainerInspect,
   oldImage: ContainerConfig | null,
 ): string[] {
+  // A compose project's file is pinned (or warned about) after verification: lib/compose/.
   const warnings: string[] = [];
-  const project = old.Config.Labels?.[COMPOSE_PROJECT_LABEL];
-  if (project) {
-    warnings.push(
-      `container is managed by docker compose (project '${project}'): its compose file still names ` +
-        `the old image, so the next 'docker compose up' would go back to it; update the compose file`,
-    );
-  }
   const bindings = Object.entries(old.HostConfig.PortBindings ?? {}) as [
     string,
     { HostPort?: string }[] | null,

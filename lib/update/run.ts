@@ -16,6 +16,7 @@ import {
   UpdateFailedError,
   UsageError,
 } from "../errors.ts";
+import { type ComposeFiles, pinAfterUpdate } from "../compose/pin.ts";
 import { pruneImages } from "./images.ts";
 import {
   checkImageRef,
@@ -55,6 +56,8 @@ export interface UpdateDeps {
   lastUpdate: LastUpdateStore;
   /** Our process id, recorded in the lock and the journal. */
   pid: number;
+  /** The operator's compose files, for pinning a compose project's image (absent: no pinning). */
+  composeFiles?: ComposeFiles;
   /** Pull progress, for a TTY. */
   onPullProgress?: (progress: PullProgress) => void;
   /** Test hook: called after the journal records `step` and before it runs (kill -9 tests). */
@@ -478,6 +481,16 @@ class UpdateRun {
     options: { keepJournal?: boolean; warning?: string } = {},
   ) {
     if (options.warning) this.warn(options.warning);
+    // Only a verified new image is pinned (also after --rollback); never on any other outcome.
+    if (outcome === "updated") {
+      const { compose } = this.config;
+      const image = this.journal.image;
+      for (
+        const w of await pinAfterUpdate(this.deps, compose, this.config.container, image, this.log)
+      ) {
+        this.warn(w);
+      }
+    }
     const report = this.report(
       outcome,
       this.deps.clock.now().toISOString(),
