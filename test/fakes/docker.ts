@@ -90,6 +90,17 @@ export interface FakeDockerOptions {
   logsOf?: Map<string, string[]>;
   /** Exit code a container of this image reports when stopped; default 0 (137 when killed). */
   exitCodeOnStop?: Map<string, number>;
+  /**
+   * The process in a container of this image ignores its stop signal (unless it is SIGKILL):
+   * a stop ends, after the stop timeout, with the daemon's SIGKILL (exit 137).
+   */
+  ignoresStopSignal?: string | Iterable<string>;
+  /**
+   * A stop of a container of this image is interrupted: the call never returns (its caller
+   * was killed while the daemon was stopping it) and the container keeps running for this
+   * many more inspects, then exits; a later stopContainer waits the stop out at once.
+   */
+  stopLingers?: Map<string, number>;
   /** The version ping() reports. Default API 1.47, engine 27.0.0. */
   version?: EngineVersion;
   /** Clock for Created/StartedAt/FinishedAt. Default: a fixed start that advances 1 s per use. */
@@ -115,6 +126,10 @@ interface FakeContainer {
   healthStep: number;
   /** Stopped through the API: no restart policy or crash loop brings it back. */
   stopped: boolean;
+  /** How the last stop was asked for: the signal and timeout the daemon applied. */
+  lastStop?: { signal: string; timeoutSeconds: number };
+  /** Inspects left before a stop still in progress ends (stopLingers). */
+  stopping?: number;
 }
 
 interface NextFailure {
@@ -280,12 +295,27 @@ export class FakeDockerEngine implements DockerEngine {
     return this.#call("stopContainer", [id, options], () => {
       const c = this.#mustFind(id);
       if (!c.inspect.State.Running && !c.inspect.State.Restarting) return;
-      const killed = options.signal === "SIGKILL" || options.signal === "KILL" ||
-        options.signal === "9";
-      const code = killed ? 137 : (this.#lookup(this.options.exitCodeOnStop, c) ?? 0);
-      c.stopped = true;
-      this.#markExited(c, code);
+      // Like the daemon: without options, the container's own StopSignal and StopTimeout.
+      const signal = options.signal ?? c.inspect.Config.StopSignal ?? "SIGTERM";
+      const timeoutSeconds = options.timeoutSeconds ?? c.inspect.Config.StopTimeout ?? 10;
+      c.lastStop = { signal, timeoutSeconds };
+      if (c.stopping !== undefined) {
+        // A stop already in progress: this call waits for it to end.
+        this.#endStop(c);
+        return;
+      }
+      const lingers = this.#lookup(this.options.stopLingers, c);
+      if (lingers !== undefined) {
+        c.stopping = lingers;
+        return new Promise<void>(() => {});
+      }
+      this.#endStop(c);
     });
+  }
+
+  /** Exposes how the last stop of a container was asked for (signal, timeout), for tests. */
+  lastStopOf(nameOrId: string): { signal: string; timeoutSeconds: number } | undefined {
+    return this.#find(nameOrId)?.lastStop;
   }
 
   removeContainer(id: string, options: { force?: boolean } = {}): Promise<void> {
@@ -693,6 +723,16 @@ export class FakeDockerEngine implements DockerEngine {
     if (exitCode !== undefined) this.#markExited(c, exitCode);
   }
 
+  #endStop(c: FakeContainer): void {
+    const signal = c.lastStop?.signal ?? "SIGTERM";
+    const killed = signal === "SIGKILL" || signal === "KILL" || signal === "9" ||
+      this.#matches(this.options.ignoresStopSignal, c);
+    const code = killed ? 137 : (this.#lookup(this.options.exitCodeOnStop, c) ?? 0);
+    c.stopping = undefined;
+    c.stopped = true;
+    this.#markExited(c, code);
+  }
+
   #markExited(c: FakeContainer, exitCode: number): void {
     const s = c.inspect.State;
     s.Running = false;
@@ -703,8 +743,9 @@ export class FakeDockerEngine implements DockerEngine {
     const policy = c.inspect.HostConfig.RestartPolicy?.Name ?? "no";
     const restarts = policy === "always" || policy === "unless-stopped" ||
       (policy === "on-failure" && exitCode !== 0);
-    if (restarts && exitCode !== 0 && !c.stopped) {
-      // The daemon keeps restarting a container that exits under a restart policy.
+    if (restarts && !c.stopped) {
+      // The daemon keeps restarting a container that exits under a restart policy (always and
+      // unless-stopped after any exit, 0 too; on-failure after a non-zero one).
       s.Restarting = true;
       s.Status = "restarting";
     }
@@ -713,6 +754,10 @@ export class FakeDockerEngine implements DockerEngine {
   /** What time does between two inspects: restarts, health checks. */
   #advance(c: FakeContainer): void {
     const s = c.inspect.State;
+    if (c.stopping !== undefined) {
+      if (c.stopping-- <= 0) this.#endStop(c);
+      return;
+    }
     if (this.#matches(this.options.crashLoop, c) && !c.stopped && s.StartedAt !== STOPPED_AT) {
       c.inspect.RestartCount = (c.inspect.RestartCount ?? 0) + 1;
       s.Running = false;

@@ -47,7 +47,9 @@ interface World {
 }
 
 async function world(options: FakeDockerOptions = {}): Promise<World> {
-  const docker = new FakeDockerEngine(options);
+  // One clock for the update and the fake's timestamps (Created, StartedAt), as on a server.
+  const clock = new FakeClock();
+  const docker = new FakeDockerEngine({ now: () => clock.now(), ...options });
   docker.addImage(V1, V1_CONFIG);
   docker.publishImage(V1, V1_CONFIG);
   docker.publishImage(V2, V2_CONFIG);
@@ -70,7 +72,7 @@ async function world(options: FakeDockerOptions = {}): Promise<World> {
   const deps: UpdateDeps = {
     docker,
     credentials: { lookup: () => Promise.resolve(null) },
-    clock: new FakeClock(),
+    clock,
     logger,
     lock: new FakeLock(),
     journal,
@@ -132,12 +134,14 @@ Deno.test("update pulls before it stops the old container", async () => {
   const w = await world();
   await runUpdate(w.deps, config(), { image: V2, source: "cli" });
   const order = w.docker.calls.map((c) => c.method);
-  assert.ok(order.indexOf("pullImage") < order.indexOf("createContainer"));
-  assert.ok(order.indexOf("createContainer") < order.indexOf("stopContainer"));
-  assert.ok(
-    order.indexOf("stopContainer") <
-      order.indexOf("startContainer", order.indexOf("stopContainer")),
-  );
+  const at = (method: string, from = 0) => {
+    const i = order.indexOf(method as (typeof order)[number], from);
+    assert.ok(i >= 0, `${method} was called (after call ${from})`);
+    return i;
+  };
+  assert.ok(at("pullImage") < at("createContainer"));
+  assert.ok(at("createContainer") < at("stopContainer"));
+  at("startContainer", at("stopContainer"));
 });
 
 Deno.test("update --no-pull deploys an image that exists only on this host, without a pull", async () => {
@@ -416,16 +420,21 @@ async function crashAt(w: World, image: string, step: StepName) {
   return reached;
 }
 
+Deno.test("an update to a failing image never reaches cleanup: it rolls back before", async () => {
+  const w = await world({ exitAfterStart: new Map([[BROKEN, 3]]) });
+  const report = await runUpdate(w.deps, config(), { image: BROKEN, source: "cli" });
+  assert.equal(report.outcome, "rolled_back");
+  const steps = report.steps.map((s) => s.name);
+  assert.deepEqual(steps.slice(-2), ["verify", "rollback"]);
+  assert.ok(!steps.includes("cleanup"));
+});
+
 for (const step of STEPS) {
-  for (const image of [V2, BROKEN]) {
+  // A failing image rolls back before cleanup (the test above), so it has no kill there.
+  for (const image of step === "cleanup" ? [V2] : [V2, BROKEN]) {
     Deno.test(`a process killed at step '${step}' of an update to ${image.split(":").pop()} is recovered from the journal`, async () => {
       const w = await world({ exitAfterStart: new Map([[BROKEN, 3]]) });
-      const reachedStep = await crashAt(w, image, step);
-      if (!reachedStep) {
-        // A failing image never reaches cleanup: it rolls back before.
-        assert.equal(step === "cleanup" && image === BROKEN, true, `step ${step} was reached`);
-        return;
-      }
+      assert.ok(await crashAt(w, image, step), `step ${step} was reached`);
       assert.ok(w.journal.entry, "the journal holds the interrupted update");
       // A restarted process: the kernel dropped the dead one's lock.
       const restarted: UpdateDeps = { ...w.deps, lock: new FakeLock() };
@@ -504,17 +513,21 @@ Deno.test("rollback runs even when the journal can no longer be written", async 
   assert.ok(bot.running);
 });
 
-Deno.test("recovery waits out a stop the killed process asked for before starting the old container", async () => {
+Deno.test("recovery after a kill between stop and rename starts the stopped old container", async () => {
   const w = await world();
   await crashAt(w, V2, "rename");
+  assert.equal(w.docker.peek(w.oldId)?.State.Running, false, "the old container was stopped");
   const restarted: UpdateDeps = { ...w.deps, lock: new FakeLock() };
   const before = w.docker.calls.length;
-  await recoverFromJournal(restarted, config());
-  const after = w.docker.calls.slice(before).filter((c) => c.args[0] === w.oldId).map((c) =>
-    c.method
+  const report = await recoverFromJournal(restarted, config());
+  assert.equal(report?.outcome, "rolled_back", report?.error ?? "");
+  const starts = w.docker.calls.slice(before).filter((c) =>
+    c.method === "startContainer" && c.args[0] === w.oldId
   );
-  assert.ok(after.includes("startContainer"));
-  assert.ok((await botOf(w)).running);
+  assert.equal(starts.length, 1, "the old container is started once");
+  const bot = await botOf(w);
+  assert.equal(bot.id, w.oldId);
+  assert.ok(bot.running);
 });
 
 Deno.test("recovery never removes a container just because it has the bot's name", async () => {

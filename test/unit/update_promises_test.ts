@@ -1,0 +1,275 @@
+/**
+ * The README's promises about an update, each held by a test that fails when the promise is
+ * broken (issue 13): the stable window after `healthy`, the graceful stop, a rollback Docker
+ * interrupts, a missing or paused container, the failed container's last 50 log lines, and
+ * recovery by the temporary name. The fake engine and the update share one FakeClock, so the
+ * times the fake stamps (Created, StartedAt) are the update's times.
+ */
+
+import assert from "node:assert/strict";
+import { loadConfig } from "../../lib/config.ts";
+import type { ContainerConfig } from "../../lib/docker.ts";
+import { RejectedError } from "../../lib/errors.ts";
+import { MemoryLogger } from "../../lib/log.ts";
+import { recoverFromJournal, runUpdate, type UpdateDeps } from "../../lib/update/run.ts";
+import { verifyContainer } from "../../lib/update/verify.ts";
+import { FakeDockerEngine, type FakeDockerOptions } from "../fakes/docker.ts";
+import { FakeClock, FakeJournal, FakeLastUpdate, FakeLock, FakeStatus } from "../fakes/state.ts";
+
+const REPO = "registry.example.com/org/bot";
+const V1 = `${REPO}:1`;
+const V2 = `${REPO}:2`;
+const BROKEN = `${REPO}:broken`;
+const HEALTHCHECK = { Test: ["CMD", "/bin/check"], Interval: 1e9 };
+const V2_HEALTHY: ContainerConfig = { Cmd: ["/bin/bot"], Healthcheck: HEALTHCHECK };
+
+function config(overrides: Record<string, unknown> = {}) {
+  return loadConfig({
+    env: {},
+    readTextFile: () => null,
+    flags: { container: "bot", stableSeconds: 10, healthTimeoutSeconds: 60, ...overrides },
+  });
+}
+
+async function world(options: FakeDockerOptions = {}, v2: ContainerConfig = { Cmd: ["/bin/bot"] }) {
+  const clock = new FakeClock();
+  const docker = new FakeDockerEngine({ now: () => clock.now(), ...options });
+  docker.addImage(V1, { Cmd: ["/bin/bot"] });
+  docker.publishImage(V1, { Cmd: ["/bin/bot"] });
+  docker.publishImage(V2, v2);
+  docker.publishImage(BROKEN, { Cmd: ["/bin/broken"] });
+  const oldId = await docker.runContainer("bot", {
+    Image: V1,
+    StopSignal: "SIGINT",
+    StopTimeout: 42,
+    HostConfig: { RestartPolicy: { Name: "unless-stopped" } },
+  });
+  const journal = new FakeJournal();
+  const status = new FakeStatus();
+  const logger = new MemoryLogger();
+  const deps: UpdateDeps = {
+    docker,
+    credentials: { lookup: () => Promise.resolve(null) },
+    clock,
+    logger,
+    lock: new FakeLock(),
+    journal,
+    status,
+    lastUpdate: new FakeLastUpdate(),
+    pid: 4242,
+  };
+  return { docker, deps, journal, status, logger, clock, oldId };
+}
+
+async function settle(until: () => boolean) {
+  for (let i = 0; i < 500 && !until(); i++) await new Promise((r) => setTimeout(r, 0));
+  assert.ok(until(), "the update reached the point the test waits for");
+}
+
+// ---- 1. healthy, and up for stableSeconds ------------------------------------------------
+
+Deno.test("a container that is healthy at once is verified only after stableSeconds", async () => {
+  const { docker, clock } = await world({}, V2_HEALTHY);
+  docker.addImage(V2, V2_HEALTHY);
+  const id = await docker.runContainer("probe", { Image: V2 });
+  const start = clock.now().getTime();
+  const verdict = await verifyContainer(docker, clock, id, {
+    healthTimeoutSeconds: 60,
+    stableSeconds: 10,
+    pollMs: 250,
+  });
+  assert.ok(verdict.ok, JSON.stringify(verdict));
+  const waited = clock.now().getTime() - start;
+  assert.ok(waited >= 10_000, `verified after ${waited} ms, before the stable window ended`);
+  assert.ok(waited < 11_000, `verified after ${waited} ms, long after the stable window`);
+});
+
+Deno.test("update rolls back a healthy container that exits within the stable window", async () => {
+  const w = await world({}, V2_HEALTHY);
+  let looks = 0;
+  const inspect = w.docker.inspectContainer.bind(w.docker);
+  w.docker.inspectContainer = async (nameOrId: string) => {
+    const info = await inspect(nameOrId);
+    // The new container is healthy from the first look and dies at the fifth (~1 s in).
+    if (info?.imageRef === V2 && info.running && ++looks === 5) {
+      w.docker.exitContainer(info.id, 3);
+      return await inspect(nameOrId);
+    }
+    return info;
+  };
+  const report = await runUpdate(w.deps, config(), { image: V2, source: "cli" });
+  assert.equal(report.outcome, "rolled_back", report.error ?? "");
+  assert.match(report.error ?? "", /exit(ed with)? code 3/);
+  assert.equal((await w.docker.inspectContainer("bot"))?.id, w.oldId);
+});
+
+// ---- 2. the old container stops with its own signal and timeout --------------------------
+
+Deno.test("update stops the old container with its own stop signal and timeout", async () => {
+  const w = await world();
+  const report = await runUpdate(w.deps, config(), { image: V2, source: "cli" });
+  assert.equal(report.outcome, "updated", report.error ?? "");
+  const stops = w.docker.callsTo("stopContainer").filter((args) => args[0] === w.oldId);
+  // No signal or timeout of our own: the daemon applies the container's StopSignal and
+  // StopTimeout (the contract suite shows the real engine and the fake both do).
+  assert.deepEqual(stops, [[w.oldId, {}]]);
+});
+
+Deno.test("a rollback stops nothing by force: the old container comes back after its own stop", async () => {
+  const w = await world({ exitAfterStart: new Map([[BROKEN, 1]]) });
+  const report = await runUpdate(w.deps, config(), { image: BROKEN, source: "cli" });
+  assert.equal(report.outcome, "rolled_back");
+  assert.deepEqual(w.docker.lastStopOf(w.oldId), { signal: "SIGINT", timeoutSeconds: 42 });
+});
+
+// ---- 3. a rollback Docker interrupts keeps its journal and is retried --------------------
+
+Deno.test("a rollback the Docker daemon interrupts keeps the journal, and recovery finishes it", async () => {
+  // The old image cannot start while the daemon misbehaves: the rollback fails half-way.
+  const w = await world({ exitAfterStart: new Map([[BROKEN, 1]]) });
+  w.docker.options.failStartOf = V1;
+  const report = await runUpdate(w.deps, config(), { image: BROKEN, source: "cli" });
+  assert.equal(report.outcome, "failed");
+  assert.match(report.error ?? "", /rollback failed/);
+  assert.ok(w.journal.entry, "the journal keeps what is left to do");
+  assert.equal(w.journal.entry.finished, undefined, "and is not marked finished");
+  assert.equal(w.status.current?.state, "failed");
+
+  // The daemon is back: the retry (watch's rescan, or the next update) puts the old one back.
+  w.docker.options.failStartOf = undefined;
+  const retry = await recoverFromJournal({ ...w.deps, lock: new FakeLock() }, config());
+  assert.equal(retry?.outcome, "rolled_back");
+  const bot = await w.docker.inspectContainer("bot");
+  assert.equal(bot?.id, w.oldId);
+  assert.ok(bot?.running);
+  assert.equal(w.journal.entry, null);
+});
+
+// ---- 4. a missing container, a paused one ------------------------------------------------
+
+Deno.test("a container that does not exist is refused with exit 2 and the status file left alone", async () => {
+  const w = await world();
+  await assert.rejects(
+    runUpdate(w.deps, config({ container: "no-such-bot" }), { image: V2, source: "cli" }),
+    (err: unknown) => {
+      assert.ok(err instanceof RejectedError, `expected RejectedError, got ${err}`);
+      assert.equal(err.exitCode, 2);
+      assert.match(err.message, /container not found/);
+      return true;
+    },
+  );
+  assert.equal(w.status.current, null, "the status file is not written");
+  assert.deepEqual(w.status.states, []);
+  assert.equal(w.status.history.length, 0);
+  assert.equal(w.journal.entry, null);
+  assert.equal(w.docker.callsTo("pullImage").length, 0);
+});
+
+Deno.test("a paused container is refused, with exit 2, and nothing is touched", async () => {
+  const w = await world();
+  w.docker.peek("bot")!.State.Paused = true;
+  await assert.rejects(
+    runUpdate(w.deps, config(), { image: V2, source: "cli" }),
+    (err: unknown) => {
+      assert.ok(err instanceof RejectedError, `expected RejectedError, got ${err}`);
+      assert.equal(err.exitCode, 2);
+      assert.match(err.message, /paused/);
+      return true;
+    },
+  );
+  assert.equal(w.docker.callsTo("pullImage").length, 0);
+  assert.equal(w.docker.callsTo("stopContainer").length, 0);
+  assert.equal(w.status.current, null);
+});
+
+// ---- 5. the failed container's last 50 lines reach update.log ----------------------------
+
+Deno.test("the failed container's last 50 log lines go to the update log", async () => {
+  const lines = Array.from({ length: 80 }, (_, i) => `broken line ${i + 1}`);
+  const w = await world({
+    exitAfterStart: new Map([[BROKEN, 1]]),
+    logsOf: new Map([[BROKEN, lines]]),
+  });
+  const report = await runUpdate(w.deps, config(), { image: BROKEN, source: "cli" });
+  assert.equal(report.outcome, "rolled_back");
+  const entry = w.logger.lines.find((l) =>
+    l.message === "output of the new container before removal"
+  );
+  assert.ok(entry, "the output is logged");
+  assert.equal(entry.level, "error");
+  assert.equal(entry.fields.logs, lines.slice(-50).join("\n"));
+});
+
+// ---- 10. recovery by the temporary name --------------------------------------------------
+
+Deno.test("recovery finds the new container by its temporary name when a kill came before the journal recorded it", async () => {
+  const w = await world();
+  // The process dies right after the create: the journal write with the new ID never ends.
+  const journal = new FakeJournal();
+  const write = journal.write.bind(journal);
+  let killed = false;
+  journal.write = (entry) => {
+    if (entry.newContainerId) {
+      killed = true;
+      return new Promise<void>(() => {});
+    }
+    return write(entry);
+  };
+  void runUpdate({ ...w.deps, journal }, config(), { image: V2, source: "trigger" });
+  await settle(() => killed);
+  assert.equal(journal.entry?.step, "create");
+  assert.equal(journal.entry?.newContainerId, null);
+  assert.deepEqual(w.docker.containerNames(), ["bot", "bot-updating"]);
+
+  w.clock.sleep(5_000); // the restart takes a while
+  const restarted: UpdateDeps = { ...w.deps, journal, lock: new FakeLock() };
+  journal.write = write;
+  const report = await recoverFromJournal(restarted, config());
+  assert.equal(report?.outcome, "rolled_back", report?.error ?? "");
+  assert.deepEqual(w.docker.containerNames(), ["bot"], "the half-made container is removed");
+  const bot = await w.docker.inspectContainer("bot");
+  assert.equal(bot?.id, w.oldId);
+  assert.ok(bot?.running);
+});
+
+Deno.test("recovery does not remove a container by the temporary name made before the update began", async () => {
+  const w = await world();
+  const journal = new FakeJournal();
+  const write = journal.write.bind(journal);
+  let killed = false;
+  journal.write = (entry) => {
+    if (entry.newContainerId) {
+      killed = true;
+      return new Promise<void>(() => {});
+    }
+    return write(entry);
+  };
+  void runUpdate({ ...w.deps, journal }, config(), { image: V2, source: "trigger" });
+  await settle(() => killed);
+  // Someone replaced the half-made container with an older one of their own under that name.
+  const half = w.docker.peek("bot-updating")!;
+  await w.docker.removeContainer(half.Id, { force: true });
+  w.clock.sleep(-3_600_000);
+  const theirs = await w.docker.runContainer("bot-updating", { Image: V1 });
+  w.clock.sleep(3_600_000);
+  journal.write = write;
+  await recoverFromJournal({ ...w.deps, journal, lock: new FakeLock() }, config());
+  assert.equal(w.docker.peek("bot-updating")?.Id, theirs, "their container stays");
+});
+
+// ---- the wait for a stop in progress ------------------------------------------------------
+
+Deno.test("recovery waits out a stop the daemon was still doing when the update was killed", async () => {
+  // The kill came while the daemon stopped the old container: it still runs for a while.
+  const w = await world({ stopLingers: new Map([[V1, 2]]) });
+  void runUpdate(w.deps, config(), { image: V2, source: "trigger" });
+  await settle(() => w.docker.callsTo("stopContainer").length === 1);
+  assert.equal(w.journal.entry?.step, "stop");
+  assert.ok(w.docker.peek(w.oldId)?.State.Running, "the stop is still in progress");
+
+  const report = await recoverFromJournal({ ...w.deps, lock: new FakeLock() }, config());
+  assert.equal(report?.outcome, "rolled_back", report?.error ?? "");
+  const bot = await w.docker.inspectContainer("bot");
+  assert.equal(bot?.id, w.oldId);
+  assert.ok(bot?.running, "the old container runs again after the stop ended");
+});
