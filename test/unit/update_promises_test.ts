@@ -221,7 +221,7 @@ Deno.test("recovery finds the new container by its temporary name when a kill ca
   assert.equal(journal.entry?.newContainerId, null);
   assert.deepEqual(w.docker.containerNames(), ["bot", "bot-updating"]);
 
-  w.clock.sleep(5_000); // the restart takes a while
+  await w.clock.advance(5_000); // the restart takes a while
   const restarted: UpdateDeps = { ...w.deps, journal, lock: new FakeLock() };
   journal.write = write;
   const report = await recoverFromJournal(restarted, config());
@@ -249,9 +249,10 @@ Deno.test("recovery does not remove a container by the temporary name made befor
   // Someone replaced the half-made container with an older one of their own under that name.
   const half = w.docker.peek("bot-updating")!;
   await w.docker.removeContainer(half.Id, { force: true });
-  w.clock.sleep(-3_600_000);
+  const now = w.docker.options.now;
+  w.docker.options.now = () => new Date(w.clock.now().getTime() - 3_600_000); // made an hour ago
   const theirs = await w.docker.runContainer("bot-updating", { Image: V1 });
-  w.clock.sleep(3_600_000);
+  w.docker.options.now = now;
   journal.write = write;
   await recoverFromJournal({ ...w.deps, journal, lock: new FakeLock() }, config());
   assert.equal(w.docker.peek("bot-updating")?.Id, theirs, "their container stays");
