@@ -21,7 +21,10 @@ import { parseArgs } from "node:util";
 
 interface Group {
   name: string;
-  /** Files to mutate, relative to the checkout; missing ones are skipped (code moves). */
+  /**
+   * Files to mutate, relative to the checkout; a name ending in "/" is every .ts file in that
+   * folder. Missing ones are skipped (code moves).
+   */
   mutate: string[];
   /** Test files that exercise them; missing ones are skipped. */
   tests: string[];
@@ -30,14 +33,7 @@ interface Group {
 const GROUPS: Group[] = [
   {
     name: "update",
-    mutate: [
-      "lib/update/run.ts",
-      "lib/update/rollback.ts",
-      "lib/update/verify.ts",
-      "lib/update/images.ts",
-      "lib/update/recreate.ts",
-      "lib/update/report.ts",
-    ],
+    mutate: ["lib/update/"],
     tests: [
       "test/unit/update_test.ts",
       "test/unit/update_promises_test.ts",
@@ -111,7 +107,8 @@ if (!existsSync(stryker)) {
 const workDir = await Deno.makeTempDir({ prefix: "hyperbot-mutation-" });
 const results: { group: Group; report: StrykerReport; seconds: number }[] = [];
 for (const group of chosen) {
-  const mutate = group.mutate.filter((f) => existsSync(join(root, f)));
+  const mutate = group.mutate.flatMap((f) => f.endsWith("/") ? tsFilesIn(f) : [f])
+    .filter((f) => existsSync(join(root, f)));
   const tests = group.tests.filter((f) => existsSync(join(root, f)));
   if (mutate.length === 0 || tests.length === 0) {
     console.error(
@@ -172,6 +169,14 @@ await Deno.remove(workDir, { recursive: true });
 
 await Deno.writeTextFile(out, render(results));
 console.error(`wrote ${relative(Deno.cwd(), out) || out}`);
+
+function tsFilesIn(dir: string): string[] {
+  if (!existsSync(join(root, dir))) return [];
+  return [...Deno.readDirSync(join(root, dir))]
+    .filter((e) => e.isFile && e.name.endsWith(".ts") && !e.name.endsWith("_test.ts"))
+    .map((e) => `${dir}${e.name}`)
+    .sort();
+}
 
 function counts(mutants: Mutant[]) {
   const detected = mutants.filter((m) => m.status === "Killed" || m.status === "Timeout")
