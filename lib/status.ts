@@ -23,6 +23,7 @@ import { LOG_FILES } from "./log.ts";
 import type { StatusFile, UpdateState } from "./update/report.ts";
 import type { Clock } from "./state.ts";
 import { printable, printableFields } from "./printable.ts";
+import type { ComposeAgreement } from "./compose/pin.ts";
 
 export const LOG_TAIL_LINES = 5;
 
@@ -36,6 +37,11 @@ export interface StatusDeps {
   /** The last `lines` lines of a log file, or null when it does not exist. */
   tail(path: string, lines: number): Promise<string[] | null>;
   clock: Clock;
+  /**
+   * Whether the bot's compose project names the image it runs; null when compose does not
+   * manage it (or `compose` is `off`). Absent: not checked.
+   */
+  compose?: (container: string) => Promise<ComposeAgreement | null>;
 }
 
 export interface StatusReport {
@@ -49,6 +55,8 @@ export interface StatusReport {
   cron: { ok: boolean; path: string; present: boolean; lines: string[] };
   watcher: { ok: boolean; verdict: WatcherVerdict; heartbeat: HeartbeatSummary | null };
   container: ContainerSummary & { ok: boolean };
+  /** For a compose-managed bot: does the compose file name the running image? (ok: not known to differ) */
+  compose: (ComposeAgreement & { ok: boolean }) | null;
   lastUpdate:
     | (
       & Pick<
@@ -102,8 +110,8 @@ export async function gatherStatus(
   const unit = `${config.service}.service`;
   const n = options.logLines ?? LOG_TAIL_LINES;
   const logPath = (file: string | null) => `${config.logDir}/${file}`;
-  const [status, cronText, heartbeat, container, last, monitor, update, health] = await Promise
-    .all([
+  const [status, cronText, heartbeat, container, last, monitor, update, health, compose] =
+    await Promise.all([
       deps.services.status(unit).then((s) => s, (err: Error) => err),
       deps.cron.read().catch(() => null),
       deps.heartbeat.read().catch(() => null),
@@ -112,6 +120,7 @@ export async function gatherStatus(
       deps.tail(logPath(LOG_FILES.watch), n).catch(() => null),
       deps.tail(logPath(LOG_FILES.update), n).catch(() => null),
       deps.tail(logPath(LOG_FILES.health), n).catch(() => null),
+      deps.compose ? deps.compose(config.container).catch(() => null) : Promise.resolve(null),
     ]);
   const now = deps.clock.now();
   const serviceStatus = status instanceof Error ? null : status;
@@ -144,6 +153,7 @@ export async function gatherStatus(
       ...container,
       ok: container.running && container.health !== "unhealthy",
     },
+    compose: compose ? { ...compose, ok: compose.agrees !== false } : null,
     // The status file lives in the bot's folder: its text is the container's to write, so it
     // reaches the operator's terminal only without control characters, and an unknown state
     // is not taken for a good one.
@@ -171,7 +181,8 @@ export async function gatherStatus(
   const safe = printableFields(report, MAX_FIELD);
   safe.logs = report.logs;
   safe.ok = safe.service.ok && safe.service.enabledOk && safe.cron.ok &&
-    safe.watcher.ok && safe.container.ok && (safe.lastUpdate?.ok ?? true);
+    safe.watcher.ok && safe.container.ok && (safe.lastUpdate?.ok ?? true) &&
+    (safe.compose?.ok ?? true);
   return safe;
 }
 
@@ -237,6 +248,25 @@ export function renderStatus(report: StatusReport, options: RenderOptions): stri
     lines.push(
       row("  ", "Image", `${k.image ?? "?"}${k.version ? `  version ${k.version}` : ""}`),
     );
+  }
+
+  const cp = report.compose;
+  if (cp) {
+    const at = cp.file ? `${cp.file}${cp.line ? ` line ${cp.line}` : ""}` : "";
+    if (cp.agrees === true) {
+      lines.push(row(mark(true), "Compose", `${at} names the running image`));
+    } else if (cp.agrees === false) {
+      lines.push(
+        row(
+          mark(false),
+          "Compose",
+          `${at} names ${cp.composeImage}, the container runs ${cp.runningImage}: ` +
+            "'docker compose up -d' would change the version",
+        ),
+      );
+    } else {
+      lines.push(row("➖", "Compose", `cannot tell${at ? ` (${at})` : ""}: ${cp.reason}`));
+    }
   }
 
   const u = report.lastUpdate;

@@ -7,6 +7,7 @@ import { systemClock } from "../state.ts";
 import { UsageError } from "../errors.ts";
 import { printableJson } from "../printable.ts";
 import { defineCommand } from "./common.ts";
+import { composeStatus } from "../compose/pin.ts";
 
 export const statusCommand = defineCommand({
   name: "status",
@@ -14,13 +15,15 @@ export const statusCommand = defineCommand({
   usage: "[--json] [--lines N]",
   description: `
 Shows: the systemd service and since when, enabled at boot, the cron entry, the watcher's
-heartbeat, the bot container with its image and version, the last update and its result,
+heartbeat, the bot container with its image and version, for a docker compose bot whether
+its compose file names the image it runs, the last update and its result,
 and the last lines of monitor.log, update.log and health-check.log. Changes nothing.
 No colour when stdout is not a terminal or NO_COLOR is set (the ✅/❌ marks stay: they carry the verdict).`,
   options: {
     json: {
       type: "boolean",
-      help: "machine-readable: top-level keys service, cron, container, watcher, lastUpdate, logs",
+      help:
+        "machine-readable: top-level keys service, cron, container, compose, watcher, lastUpdate, logs",
     },
     lines: { type: "string", value: "N", help: `log lines per file (default ${LOG_TAIL_LINES})` },
   },
@@ -41,15 +44,18 @@ No colour when stdout is not a terminal or NO_COLOR is set (the ✅/❌ marks st
           statusFile: host.statusFile(),
           tail: (path, n) => host.tail(path, n),
           clock: systemClock,
+          compose: (container) =>
+            composeStatus(host.docker(), host.composeFiles(), host.config.compose, container),
         },
         host.config,
         { logLines: lines },
       );
       if (values.json) {
-        const { ok, checkedAt, service, cron, container, watcher, lastUpdate, logs } = report;
+        const { ok, checkedAt, service, cron, container, compose, watcher, lastUpdate, logs } =
+          report;
         ctx.stdout(
           printableJson(
-            { ok, checkedAt, service, cron, container, watcher, lastUpdate, logs },
+            { ok, checkedAt, service, cron, container, compose, watcher, lastUpdate, logs },
             2,
           ),
         );

@@ -192,6 +192,19 @@ export async function checkComposeAgreement(
   }
 }
 
+/** `status`'s compose line for `container`: null when `off` or not compose-managed. Never throws. */
+export async function composeStatus(
+  docker: Pick<Containers, "inspectContainer">,
+  files: ComposeFiles,
+  mode: ComposeMode,
+  container: string,
+): Promise<ComposeAgreement | null> {
+  if (mode === "off") return null;
+  const info = await docker.inspectContainer(container).catch(() => null);
+  if (!info) return null;
+  return await checkComposeAgreement(files, info.labels, info.imageRef);
+}
+
 async function readProject(files: ComposeFiles, project: ComposeProject): Promise<FileTexts> {
   const texts = new Map<string, string | null>();
   for (const file of [...project.configFiles, ...project.envFiles]) {

@@ -6,6 +6,8 @@ import { formatAge, gatherStatus, renderStatus, type StatusDeps } from "../../li
 import { FakeCronTable } from "../fakes/crontab.ts";
 import { FakeServiceManager } from "../fakes/systemctl.ts";
 import { FakeClock } from "../fakes/state.ts";
+import { FakeComposeFiles } from "../fakes/compose.ts";
+import { composeStatus } from "../../lib/compose/pin.ts";
 
 const UNIT = "hyperbot-update-monitor.service";
 const config = { service: "hyperbot-update-monitor", container: "bot", logDir: "/opt/bot/logs" };
@@ -232,4 +234,52 @@ Deno.test("labels and names from the container's image reach the screen printabl
   const report = await gatherStatus(deps, config);
   assert.doesNotMatch(renderStatus(report, { color: false }), RAW_ESCAPE);
   assert.doesNotMatch(JSON.stringify(report), RAW_ESCAPE);
+});
+
+Deno.test("status shows whether a compose bot's compose file names the running image", async () => {
+  const { deps } = setup();
+  const labels = {
+    "com.docker.compose.project": "trading",
+    "com.docker.compose.service": "app",
+    "com.docker.compose.project.working_dir": "/opt/trading-system",
+    "com.docker.compose.project.config_files": "docker-compose.yml",
+  };
+  const yml = "/opt/trading-system/docker-compose.yml";
+  const files = new FakeComposeFiles({
+    [yml]: "services:\n  app:\n    image: 127.0.0.1:5000/hyperbot/app:v1\n",
+  });
+  deps.docker = { inspectContainer: () => Promise.resolve({ ...BOT, labels }) };
+  deps.compose = (c) => composeStatus(deps.docker, files, "pin", c);
+
+  const stale = await gatherStatus(deps, config);
+  assert.equal(stale.compose?.agrees, false);
+  assert.equal(stale.ok, false, "a compose file that would downgrade the bot is a ❌");
+  const screen = renderStatus(stale, { color: false });
+  assert.match(
+    screen,
+    /❌ Compose .*docker-compose.yml line 3 names 127.0.0.1:5000\/hyperbot\/app:v1, the container runs .*app:v2/,
+  );
+
+  files.files.set(yml, "services:\n  app:\n    image: 127.0.0.1:5000/hyperbot/app:v2\n");
+  const pinned = await gatherStatus(deps, config);
+  assert.equal(pinned.compose?.agrees, true);
+  assert.equal(pinned.ok, true);
+  assert.match(
+    renderStatus(pinned, { color: false }),
+    /✅ Compose .*line 3 names the running image/,
+  );
+
+  files.files.set(yml, "services:\n  app:\n    image: ${BOT_IMAGE}\n");
+  const unknown = await gatherStatus(deps, config);
+  assert.equal(unknown.compose?.agrees, null);
+  assert.equal(unknown.ok, true, "what cannot be told is shown, not failed");
+  assert.match(
+    renderStatus(unknown, { color: false }),
+    /➖ Compose .*cannot tell.*BOT_IMAGE is not set/,
+  );
+
+  deps.compose = (c) => composeStatus(deps.docker, files, "off", c);
+  const off = await gatherStatus(deps, config);
+  assert.equal(off.compose, null);
+  assert.doesNotMatch(renderStatus(off, { color: false }), /Compose/);
 });
