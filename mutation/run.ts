@@ -43,7 +43,12 @@ const GROUPS: Group[] = [
   },
   {
     name: "trigger",
-    mutate: ["lib/watch/trigger.ts", "lib/adapters/trigger_inbox.ts"],
+    // The trigger's parsing, and the data-folder boundary the trigger is read through.
+    mutate: [
+      "lib/watch/trigger.ts",
+      "lib/adapters/trigger_inbox.ts",
+      "lib/adapters/data_dir.ts",
+    ],
     tests: ["test/unit/trigger_test.ts", "test/unit/files_test.ts"],
   },
   {

@@ -162,3 +162,27 @@ Deno.test("an untyped error exits 1 with its message", async () => {
   assert.equal(await main(["probe"], t.ctx, [probeCommand([], new TypeError("boom"))]), 1);
   assert.equal(t.stderr(), "error: boom\n");
 });
+
+Deno.test("every command exits 2 on a usage error: an unknown flag", async () => {
+  for (const c of COMMANDS) {
+    const t = testContext();
+    assert.equal(await main([c.name, "--no-such-flag"], t.ctx), 2, c.name);
+    assert.match(t.stderr(), /^error: .*no-such-flag/, c.name);
+  }
+});
+
+Deno.test("every command exits 3 on a configuration error, before it touches the host", async () => {
+  for (const c of COMMANDS) {
+    for (
+      const args of [
+        ["--stable-seconds", "soon"],
+        ["--docker-host", "tcp://10.0.0.1:2375"],
+      ]
+    ) {
+      const t = testContext();
+      // The context's host() throws: a command that reached it first would exit 1.
+      assert.equal(await main([c.name, ...args], t.ctx), 3, `${c.name} ${args.join(" ")}`);
+      assert.match(t.stderr(), /^error: /, c.name);
+    }
+  }
+});
