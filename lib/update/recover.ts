@@ -9,6 +9,7 @@ import { pinAfterUpdate } from "../compose/pin.ts";
 import type { Config } from "../config.ts";
 import { reportOfJournal, type StepName, type StepRecord, type UpdateReport } from "./report.ts";
 import { publishResult, recordLastUpdate } from "./result.ts";
+import { DowntimeMeter, meteredContainers } from "./downtime.ts";
 import { finishForward, rollBackContainers } from "./rollback.ts";
 import type { UpdateDeps } from "./run.ts";
 import { verifyOptions } from "./verify.ts";
@@ -63,8 +64,16 @@ export async function recoverLocked(
   let outcome: UpdateReport["outcome"];
   let imageId = j.previousImageId;
   let error: string | null = null;
+  // The bot went down when the dead process stopped it (or began to) and is up again when a
+  // bot container started: the new one before the kill, or whichever recovery starts.
+  const meter = new DowntimeMeter(deps.clock);
+  const stop = j.oldWasRunning ? j.steps.find((s) => s.name === "stop") : undefined;
+  if (stop) meter.down(new Date(stop.finishedAt ?? stop.startedAt));
+  const started = j.steps.find((s) => s.name === "start" && s.ok && s.finishedAt);
+  if (started) meter.up(new Date(started.finishedAt!));
+  const ops = { ...deps, docker: meteredContainers(deps.docker, meter, () => false) };
   const record: StepRecord = { name: "rollback", startedAt: now() };
-  const forwardImageId = j.verified ? await finishForward(deps, j) : null;
+  const forwardImageId = j.verified ? await finishForward(ops, j) : null;
   if (forwardImageId) {
     record.name = "cleanup";
     j.steps.push(record);
@@ -85,7 +94,7 @@ export async function recoverLocked(
     error = `interrupted during step '${j.step}'; nothing was changed`;
   } else {
     j.steps.push(record);
-    const verdict = await rollBackContainers(deps, j, verifyOptions(config));
+    const verdict = await rollBackContainers(ops, j, verifyOptions(config));
     outcome = verdict.ok ? "rolled_back" : "failed";
     error = `interrupted during step '${j.step}'; rolled back to ${j.previousImage}` +
       (verdict.ok ? "" : `, but the old container failed: ${verdict.reason}`);
@@ -105,7 +114,14 @@ export async function recoverLocked(
       log.warn(w, fields);
     }
   }
-  const report = reportOfJournal(j, { outcome, imageId, finishedAt, error, warnings });
+  const report = reportOfJournal(j, {
+    outcome,
+    imageId,
+    finishedAt,
+    downtimeMs: meter.ms(),
+    error,
+    warnings,
+  });
   await publishResult(deps, report, log);
   await deps.journal.clear();
   log.warn(`recovered interrupted update: ${report.outcome}`, {

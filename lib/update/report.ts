@@ -56,6 +56,14 @@ export interface UpdateReport {
   previousImageId: string | null;
   startedAt: string;
   finishedAt: string;
+  /** From startedAt to finishedAt. */
+  durationMs: number;
+  /**
+   * How long the bot was not running, measured by the update: from the old container's stop to
+   * the new one's start; after a rollback, to the old one's start again. 0 when the bot was
+   * never stopped (or was not running before); null when no bot container runs at the end.
+   */
+  downtimeMs: number | null;
   error: string | null;
   warnings: string[];
   steps: StepRecord[];
@@ -72,6 +80,9 @@ export interface StatusFile {
   imageId: string | null;
   startedAt: string;
   finishedAt: string | null;
+  /** Set when the update has ended (see UpdateReport); absent in files of older versions. */
+  durationMs?: number | null;
+  downtimeMs?: number | null;
   error: string | null;
   warnings: string[];
   steps: StepRecord[];
@@ -92,6 +103,8 @@ export function statusOfReport(report: UpdateReport): StatusFile {
     imageId: report.imageId,
     startedAt: report.startedAt,
     finishedAt: report.finishedAt,
+    durationMs: report.durationMs,
+    downtimeMs: report.downtimeMs,
     error: report.error,
     warnings: report.warnings,
     steps: report.steps,
@@ -104,6 +117,8 @@ export interface UpdateResult {
   /** The image ID the container runs after the update. */
   imageId: string | null;
   finishedAt: string;
+  /** See UpdateReport.downtimeMs. */
+  downtimeMs: number | null;
   error: string | null;
   warnings: string[];
 }
@@ -125,10 +140,17 @@ export function reportOfJournal(journal: JournalEntry, result: UpdateResult): Up
     previousImageId: journal.previousImageId,
     startedAt: journal.startedAt,
     finishedAt: result.finishedAt,
+    durationMs: elapsedMs(journal.startedAt, result.finishedAt),
+    downtimeMs: result.downtimeMs,
     error: result.error,
     warnings: result.warnings,
     steps: journal.steps,
   };
+}
+
+/** Milliseconds between two ISO timestamps (never negative). */
+export function elapsedMs(startedAt: string, finishedAt: string): number {
+  return Math.max(0, Date.parse(finishedAt) - Date.parse(startedAt));
 }
 
 /** Exit code of an update outcome: 0 updated/unchanged, 1 rolled back or failed, 2 rejected. */

@@ -42,6 +42,7 @@ import {
 import { recoverLocked } from "./recover.ts";
 import { publishResult, recordLastUpdate } from "./result.ts";
 import { rollBackContainers } from "./rollback.ts";
+import { DowntimeMeter, meteredContainers } from "./downtime.ts";
 import type { Clock, JournalStore, LastUpdateStore, StatusStore, UpdateLock } from "../state.ts";
 import { verifyContainer, verifyOptions } from "./verify.ts";
 
@@ -135,6 +136,9 @@ class UpdateRun {
   private newImageId: string | null = null;
   private readonly warnings: string[] = [];
   private readonly log: Logger;
+  private readonly downtime: DowntimeMeter;
+  /** The engine, with the downtime meter watching stops and starts. */
+  private readonly docker: DockerEngine;
 
   constructor(
     private readonly deps: UpdateDeps,
@@ -162,6 +166,12 @@ class UpdateRun {
       ...swapNames(config.container),
       steps: [],
     };
+    this.downtime = new DowntimeMeter(deps.clock);
+    this.docker = meteredContainers(
+      deps.docker,
+      this.downtime,
+      (id) => id === this.journal.oldContainerId && this.journal.oldWasRunning,
+    );
     const fields = () => ({
       update: this.journal.id,
       container: this.config.container,
@@ -188,6 +198,7 @@ class UpdateRun {
       outcome,
       imageId: this.newImageId ?? this.journal.previousImageId,
       finishedAt,
+      downtimeMs: this.downtime.ms(),
       error,
       warnings: this.warnings,
     });
@@ -221,7 +232,7 @@ class UpdateRun {
 
     // From here the bot's container is touched; every failure ends in a rollback.
     const newId = this.journal.newContainerId!;
-    const { docker } = this.deps;
+    const { docker } = this;
     try {
       await this.step("stop", "stopping", async () => {
         // A stopped container with restart policy "always" would come back on a daemon
@@ -444,7 +455,7 @@ class UpdateRun {
         null,
         () =>
           rollBackContainers(
-            { docker: this.deps.docker, clock: this.deps.clock, logger: this.log },
+            { docker: this.docker, clock: this.deps.clock, logger: this.log },
             this.journal,
             verifyOptions(this.config),
           ),
@@ -509,6 +520,8 @@ class UpdateRun {
       outcome,
       error: report.error ?? undefined,
       imageId: report.imageId ?? undefined,
+      durationMs: report.durationMs,
+      downtimeMs: report.downtimeMs ?? undefined,
     });
     return report;
   }
@@ -548,7 +561,14 @@ class UpdateRun {
   private async writeProgress(state: UpdateState) {
     // Progress: the update has not ended, so no finish time and no error yet.
     const report = this.report("failed", this.journal.startedAt, null);
-    const status = { ...statusOfReport(report), state, finishedAt: null, error: null };
+    const status = {
+      ...statusOfReport(report),
+      state,
+      finishedAt: null,
+      durationMs: null,
+      downtimeMs: null,
+      error: null,
+    };
     await this.deps.status.write(status).catch((e) =>
       this.log.warn("cannot write the status file", { error: msg(e) })
     );

@@ -10,7 +10,7 @@ import type { Claim, TriggerInbox } from "../adapters/trigger_inbox.ts";
 import type { Config } from "../config.ts";
 import { describeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { StatusFile, UpdateReport } from "../update/report.ts";
+import { elapsedMs, type StatusFile, type UpdateReport } from "../update/report.ts";
 import type { Clock, StatusStore } from "../state.ts";
 import { checkTrigger, peekRequestId, type TriggerRequest } from "./trigger.ts";
 
@@ -303,6 +303,8 @@ export class ClaimQueue {
     error: string,
   ): StatusFile {
     const requestId = request?.requestId ?? peekRequestId(claim.content);
+    const startedAt = new Date(claim.claimedAt).toISOString();
+    const finishedAt = this.deps.clock.now().toISOString();
     return {
       id: `trg-${claim.stamp}`,
       ...(requestId ? { requestId } : {}),
@@ -311,8 +313,11 @@ export class ClaimQueue {
       image: request?.image ?? null,
       previousImage: null,
       imageId: null,
-      startedAt: new Date(claim.claimedAt).toISOString(),
-      finishedAt: this.deps.clock.now().toISOString(),
+      startedAt,
+      finishedAt,
+      // The bot was never touched.
+      durationMs: elapsedMs(startedAt, finishedAt),
+      downtimeMs: 0,
       error,
       warnings: [],
       steps: [],

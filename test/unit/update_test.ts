@@ -618,3 +618,76 @@ Deno.test("a kill after the result was decided leaves a journal that recovery ju
   assert.deepEqual(w.status.current, statusBefore, "the result stays as written");
   assert.equal((await botOf(w)).imageRef, V2);
 });
+
+/** The world with the fake engine's timestamps (StartedAt, FinishedAt) on the update's clock. */
+async function timedWorld(options: FakeDockerOptions = {}) {
+  const w = await world(options);
+  const clock = w.deps.clock as FakeClock;
+  w.docker.options.now = () => clock.now();
+  return { ...w, clock };
+}
+
+function stepOf(report: { steps: { name: string; finishedAt?: string }[] }, name: string) {
+  const step = report.steps.find((s) => s.name === name);
+  assert.ok(step?.finishedAt, `step ${name} finished`);
+  return Date.parse(step.finishedAt);
+}
+
+Deno.test("an update measures the bot's downtime from the old container's stop to the new one's start, without the pull or the verification", async () => {
+  const w = await timedWorld();
+  const deps: UpdateDeps = {
+    ...w.deps,
+    // Time passes in the pull (bot running), between stop and start (bot down), and the
+    // verification waits stableSeconds (new bot running).
+    beforeStep: (s) =>
+      s === "pull" ? w.clock.advance(5_000) : s === "rename" ? w.clock.advance(400) : undefined,
+  };
+  const report = await runUpdate(deps, config(), { image: V2, source: "cli" });
+  assert.equal(report.outcome, "updated", report.error ?? "");
+  assert.equal(report.downtimeMs, 400);
+  assert.equal(report.durationMs, Date.parse(report.finishedAt) - Date.parse(report.startedAt));
+  assert.ok(report.durationMs >= 5_000 + 400 + 2_000, `duration ${report.durationMs}`);
+  for (const file of [w.status.current, w.status.history.at(-1)]) {
+    assert.equal(file?.downtimeMs, 400, "status file and history line carry the downtime");
+    assert.equal(file?.durationMs, report.durationMs);
+    assert.equal(file?.finishedAt, report.finishedAt);
+  }
+});
+
+Deno.test("a rolled-back update reports the whole time the bot was not running, until the old container runs again", async () => {
+  const w = await timedWorld({ exitAfterStart: new Map([[BROKEN, 3]]) });
+  const deps: UpdateDeps = {
+    ...w.deps,
+    beforeStep: (s) => s === "rename" || s === "rollback" ? w.clock.advance(700) : undefined,
+  };
+  const report = await runUpdate(deps, config(), { image: BROKEN, source: "cli" });
+  assert.equal(report.outcome, "rolled_back", report.error ?? "");
+  const old = await botOf(w);
+  assert.equal(old.id, w.oldId);
+  const backAt = Date.parse(old.inspect.State.StartedAt!);
+  assert.equal(report.downtimeMs, backAt - stepOf(report, "stop"));
+  assert.ok(report.downtimeMs! >= 1_400, `downtime ${report.downtimeMs}`);
+  assert.ok(backAt > stepOf(report, "start"), "the failed new container's run is counted as down");
+  assert.equal(w.status.history.at(-1)?.downtimeMs, report.downtimeMs);
+});
+
+Deno.test("an update that changes nothing reports no downtime", async () => {
+  const w = await timedWorld();
+  const report = await runUpdate(w.deps, config(), { image: V1, source: "cli" });
+  assert.equal(report.outcome, "unchanged");
+  assert.equal(report.downtimeMs, 0);
+  assert.equal(w.status.current?.downtimeMs, 0);
+});
+
+Deno.test("recovery after a kill counts the time the process was dead as downtime", async () => {
+  const w = await timedWorld({ exitAfterStart: new Map([[BROKEN, 3]]) });
+  assert.ok(await crashAt(w, BROKEN, "verify"));
+  await w.clock.advance(60_000);
+  const report = await recoverFromJournal({ ...w.deps, lock: new FakeLock() }, config());
+  assert.equal(report?.outcome, "rolled_back", report?.error ?? "");
+  const old = await botOf(w);
+  const backAt = Date.parse(old.inspect.State.StartedAt!);
+  assert.equal(report.downtimeMs, backAt - stepOf(report, "stop"));
+  assert.ok(report.downtimeMs! >= 60_000, `downtime ${report.downtimeMs}`);
+  assert.equal(w.status.current?.downtimeMs, report.downtimeMs);
+});

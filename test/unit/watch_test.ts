@@ -46,6 +46,8 @@ function report(
     previousImageId: "sha256:old",
     startedAt: now,
     finishedAt: now,
+    durationMs: 0,
+    downtimeMs: 0,
     error: null,
     warnings: [],
     steps: [],
