@@ -74,18 +74,24 @@ export class UpdateFailedError extends OpsError {
   readonly exitCode = 1;
 }
 
-/** A feature that another issue will build. */
-export class NotImplementedError extends OpsError {
-  readonly exitCode = 2;
+/**
+ * The one way an error becomes text, for the operator, the logs, the status file and reports:
+ * `<what failed>, '<object>': <why>`, following the chain of causes (a cause whose message the
+ * error already quotes is not repeated). Anything that is not an Error is shown with String().
+ */
+export function errorText(err: unknown, depth = 0): string {
+  if (!(err instanceof Error)) return String(err);
+  const object = err instanceof OpsError && err.object ? `, '${err.object}'` : "";
+  const cause = err.cause;
+  const quoted = cause instanceof Error ? err.message.includes(cause.message) : cause === undefined;
+  const why = quoted || depth >= 4 ? "" : `: ${errorText(cause, depth + 1)}`;
+  return `${err.message}${object}${why}`;
 }
 
-/** One line for the operator: `<what failed>, '<object>': <why>`. */
+/** What main.ts prints and returns for an error: its text, its hint, its exit code. */
 export function describeError(err: unknown): { message: string; hint?: string; exitCode: number } {
   if (err instanceof OpsError) {
-    const object = err.object ? `, '${err.object}'` : "";
-    const cause = err.cause instanceof Error ? `: ${err.cause.message}` : "";
-    return { message: `${err.message}${object}${cause}`, hint: err.hint, exitCode: err.exitCode };
+    return { message: errorText(err), hint: err.hint, exitCode: err.exitCode };
   }
-  const message = err instanceof Error ? err.message : String(err);
-  return { message, exitCode: 1 };
+  return { message: errorText(err), exitCode: 1 };
 }

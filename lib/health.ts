@@ -9,6 +9,7 @@
 
 import type { ServiceManager, ServiceStatus } from "./adapters/systemctl.ts";
 import type { Config } from "./config.ts";
+import { errorText } from "./errors.ts";
 import type { ContainerInfo, Containers } from "./docker.ts";
 import { type Heartbeat, isHeartbeatFresh } from "./watch/heartbeat.ts";
 import { parseImageRef } from "./image_ref.ts";
@@ -238,7 +239,7 @@ export async function inspectContainerSafely(
   try {
     return summarizeContainer(name, await docker.inspectContainer(name));
   } catch (err) {
-    return { ...summarizeContainer(name, null), status: "unknown", error: (err as Error).message };
+    return { ...summarizeContainer(name, null), status: "unknown", error: errorText(err) };
   }
 }
 
@@ -253,7 +254,7 @@ export async function checkHealth(
   const [statusResult, heartbeat, container] = await Promise.all([
     deps.services.status(unit).then(
       (s) => ({ status: s, error: null }),
-      (err: Error) => ({ status: null, error: err.message }),
+      (err: unknown) => ({ status: null, error: errorText(err) }),
     ),
     deps.heartbeat.read().catch(() => null),
     inspectContainerSafely(deps.docker, config.container),
@@ -339,7 +340,7 @@ async function repair(
     if (before?.activeState === "failed") await deps.services.resetFailed(unit);
     await deps.services.restart(unit);
   } catch (err) {
-    return { ok: false, detail: (err as Error).message };
+    return { ok: false, detail: errorText(err) };
   }
   const started = await waitFor(deps.clock, REPAIR_WAIT_MS, async () => {
     const s = await deps.services.status(unit).catch(() => null);

@@ -17,6 +17,7 @@ import {
   type Sink,
 } from "@logtape/logtape";
 import { join } from "node:path";
+import { errorText } from "./errors.ts";
 import { RotatingLogFile } from "./adapters/log_file.ts";
 import { printable, printableJson } from "./printable.ts";
 
@@ -76,7 +77,7 @@ export async function setupLogging(options: LoggingOptions): Promise<void> {
         categorySinks.push(category);
       } catch (err) {
         // A read-only or missing log folder must not stop an update: stderr still gets everything.
-        console.error(`warning: cannot write log file '${path}': ${(err as Error).message}`);
+        console.error(`warning: cannot write log file '${path}': ${errorText(err)}`);
       }
     }
     loggers.push({
@@ -186,7 +187,7 @@ function fileSink(file: RotatingLogFile): Sink {
       failing = false;
     } catch (err) {
       if (!failing) {
-        console.error(`warning: cannot write log file '${file.path}': ${(err as Error).message}`);
+        console.error(`warning: cannot write log file '${file.path}': ${errorText(err)}`);
       }
       failing = true;
     }

@@ -7,6 +7,7 @@
 import { healthCronLines } from "./adapters/crontab.ts";
 import type { ServiceManager } from "./adapters/systemctl.ts";
 import type { Config } from "./config.ts";
+import { errorText } from "./errors.ts";
 import type { Containers } from "./docker.ts";
 import {
   type ContainerSummary,
@@ -132,7 +133,7 @@ export async function gatherStatus(
       enabledOk: serviceStatus.unitFileState === "enabled",
       error: null,
     }
-    : { ok: false, enabledOk: false, error: (status as Error).message };
+    : { ok: false, enabledOk: false, error: errorText(status) };
   const cronLines = healthCronLines(cronText);
   const report: StatusReport = {
     ok: false,

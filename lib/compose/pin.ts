@@ -9,6 +9,7 @@
  */
 
 import type { Containers } from "../docker.ts";
+import { errorText } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import {
   checkChange,
@@ -115,7 +116,7 @@ export async function pinComposeImage(
   } catch (err) {
     return warnOnly(
       deps,
-      `could not pin the image in the compose project: ${(err as Error).message}; ` +
+      `could not pin the image in the compose project: ${errorText(err)}; ` +
         `edit its image by hand to ${image} so 'docker compose up -d' keeps this version`,
     );
   }
@@ -188,7 +189,7 @@ export async function checkComposeAgreement(
       reason: null,
     };
   } catch (err) {
-    return { ...base, ...names, reason: (err as Error).message };
+    return { ...base, ...names, reason: errorText(err) };
   }
 }
 

@@ -4,7 +4,7 @@
  * `--rollback` and keepImages go by.
  */
 
-import { describeError } from "../errors.ts";
+import { errorText } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { type LastUpdate, statusOfReport, type UpdateReport } from "./report.ts";
 import type { Clock, LastUpdateStore, StatusStore } from "../state.ts";
@@ -17,10 +17,10 @@ export async function publishResult(
 ): Promise<void> {
   const status = statusOfReport(report);
   await deps.status.write(status).catch((e) =>
-    log.error("cannot write the status file", { error: describeError(e).message })
+    log.error("cannot write the status file", { error: errorText(e) })
   );
   await deps.status.appendHistory(status).catch((e) =>
-    log.warn("cannot append to history", { error: describeError(e).message })
+    log.warn("cannot append to history", { error: errorText(e) })
   );
 }
 

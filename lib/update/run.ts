@@ -9,13 +9,7 @@
 
 import type { Config } from "../config.ts";
 import type { ContainerInfo, CredentialStore, DockerEngine, PullProgress } from "../docker.ts";
-import {
-  describeError,
-  DockerError,
-  RejectedError,
-  UpdateFailedError,
-  UsageError,
-} from "../errors.ts";
+import { DockerError, errorText, RejectedError, UpdateFailedError, UsageError } from "../errors.ts";
 import { type ComposeFiles, pinAfterUpdate } from "../compose/pin.ts";
 import { pruneImages } from "./images.ts";
 import {
@@ -225,7 +219,7 @@ class UpdateRun {
     } catch (err) {
       // The old container was never stopped: remove what was created, and the bot is untouched.
       await this.removeNew().catch((e) =>
-        this.log.error("could not remove the new container", { error: msg(e) })
+        this.log.error("could not remove the new container", { error: errorText(e) })
       );
       return await this.failBeforeTouching(err);
     }
@@ -266,7 +260,7 @@ class UpdateRun {
       // (the journal stays) or the next update finishes.
       return await this.finish("updated", null, {
         keepJournal: true,
-        warning: `cleanup did not complete: ${msg(err)}`,
+        warning: `cleanup did not complete: ${errorText(err)}`,
       });
     }
     return await this.finish("updated", null);
@@ -410,7 +404,7 @@ class UpdateRun {
       });
       if (removed.length) await this.recordRemovedImages(last, removed);
     } catch (err) {
-      this.warn(`could not remove old images: ${msg(err)}`);
+      this.warn(`could not remove old images: ${errorText(err)}`);
     }
   }
 
@@ -447,7 +441,7 @@ class UpdateRun {
   }
 
   private async rollBack(cause: unknown): Promise<UpdateReport> {
-    this.log.error("update failed; rolling back", { error: msg(cause) });
+    this.log.error("update failed; rolling back", { error: errorText(cause) });
     let verdict;
     try {
       verdict = await this.step(
@@ -464,11 +458,11 @@ class UpdateRun {
     } catch (err) {
       // The journal stays: the watcher (or the next update) finishes the rollback.
       this.log.error("rollback did not complete; the journal keeps what is left to do", {
-        error: msg(err),
+        error: errorText(err),
       });
       return await this.finish(
         "failed",
-        new UpdateFailedError(`${msg(cause)}; rollback failed: ${msg(err)}`),
+        new UpdateFailedError(`${errorText(cause)}; rollback failed: ${errorText(err)}`),
         { keepJournal: true },
       );
     }
@@ -479,7 +473,7 @@ class UpdateRun {
       return await this.finish(
         "failed",
         new UpdateFailedError(
-          `${msg(cause)}; rolled back, but the old container failed too: ${verdict.reason}`,
+          `${errorText(cause)}; rolled back, but the old container failed too: ${verdict.reason}`,
         ),
       );
     }
@@ -505,12 +499,12 @@ class UpdateRun {
     const report = this.report(
       outcome,
       this.deps.clock.now().toISOString(),
-      err === null ? null : msg(err),
+      err === null ? null : errorText(err),
     );
     if (!options.keepJournal && this.journal.oldContainerId) {
       this.journal.finished = true;
       await this.deps.journal.write(this.journal).catch((e) =>
-        this.log.warn("cannot mark the journal finished", { error: msg(e) })
+        this.log.warn("cannot mark the journal finished", { error: errorText(e) })
       );
     }
     await publishResult(this.deps, report, this.log);
@@ -540,7 +534,9 @@ class UpdateRun {
     } catch (err) {
       // Undoing must not wait for a disk with room for the journal.
       if (!options.journalBestEffort) throw err;
-      this.log.error("cannot write the journal; going on with the rollback", { error: msg(err) });
+      this.log.error("cannot write the journal; going on with the rollback", {
+        error: errorText(err),
+      });
     }
     if (state) await this.writeProgress(state);
     await this.deps.beforeStep?.(name);
@@ -551,7 +547,7 @@ class UpdateRun {
       return result;
     } catch (err) {
       record.ok = false;
-      record.detail = msg(err);
+      record.detail = errorText(err);
       throw err;
     } finally {
       record.finishedAt = this.deps.clock.now().toISOString();
@@ -570,7 +566,7 @@ class UpdateRun {
       error: null,
     };
     await this.deps.status.write(status).catch((e) =>
-      this.log.warn("cannot write the status file", { error: msg(e) })
+      this.log.warn("cannot write the status file", { error: errorText(e) })
     );
   }
 
@@ -601,9 +597,4 @@ function parseRunningImage(imageRef: string): ImageRef {
 export function isUnreachable(err: unknown): boolean {
   return err instanceof DockerError && err.status === undefined &&
     /reach|connect|socket/i.test(err.message);
-}
-
-/** One line for a report or log: the same form main.ts prints. */
-function msg(err: unknown): string {
-  return describeError(err).message;
 }

@@ -8,7 +8,7 @@
 
 import type { Claim, TriggerInbox } from "../adapters/trigger_inbox.ts";
 import type { Config } from "../config.ts";
-import { describeError } from "../errors.ts";
+import { errorText } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { elapsedMs, type StatusFile, type UpdateReport } from "../update/report.ts";
 import type { Clock, StatusStore } from "../state.ts";
@@ -129,7 +129,7 @@ export class ClaimQueue {
     try {
       claims = await this.deps.inbox.pending();
     } catch (err) {
-      this.log.error("cannot read claimed triggers", { error: describeError(err).message });
+      this.log.error("cannot read claimed triggers", { error: errorText(err) });
       return;
     }
     const status = await this.deps.status.read().catch(() => null);
@@ -196,7 +196,7 @@ export class ClaimQueue {
     this.retryAt = 0;
     this.lastTried = null;
     await this.deps.inbox.remove(claim).catch((err) =>
-      this.log.error("cannot remove the claimed trigger", { error: describeError(err).message })
+      this.log.error("cannot remove the claimed trigger", { error: errorText(err) })
     );
   }
 
@@ -206,7 +206,7 @@ export class ClaimQueue {
     try {
       kept = await this.deps.inbox.unmarkStarted(claim);
     } catch (err) {
-      this.log.error("cannot put the trigger back", { error: describeError(err).message });
+      this.log.error("cannot put the trigger back", { error: errorText(err) });
     }
     this.waiting = this.waiting.map((c) => c.stamp === claim.stamp ? kept : c);
     this.retryAt = this.now() + ms;
@@ -223,7 +223,7 @@ export class ClaimQueue {
   /** Tells the rejection in the status file (and, within the budget, log and history); done. */
   async reject(claim: Claim, err: unknown, request: TriggerRequest | null) {
     this.rejectedCount++;
-    const reason = describeError(err).message;
+    const reason = errorText(err);
     const logged = this.takeLogBudget();
     if (logged) {
       this.log.warn("trigger rejected", { reason, kind: claim.content.kind, claim: claim.stamp });
@@ -276,7 +276,7 @@ export class ClaimQueue {
       try {
         await this.deps.status.appendHistory(this.statusFor(older, request, "rejected", reason));
       } catch (err) {
-        this.log.error("cannot write the history", { error: describeError(err).message });
+        this.log.error("cannot write the history", { error: errorText(err) });
       }
     }
     await this.deps.inbox.remove(older).catch(() => {});
@@ -329,7 +329,7 @@ export class ClaimQueue {
       await this.deps.status.write(status);
       if (history) await this.deps.status.appendHistory(status);
     } catch (err) {
-      this.log.error("cannot write the status file", { error: describeError(err).message });
+      this.log.error("cannot write the status file", { error: errorText(err) });
     }
   }
 }

@@ -8,7 +8,7 @@ import { basename } from "node:path";
 import type { TriggerInbox } from "../adapters/trigger_inbox.ts";
 import { TRIGGER_FILE } from "../adapters/files.ts";
 import type { FolderWatch, FolderWatcher } from "../adapters/fs_watcher.ts";
-import { describeError } from "../errors.ts";
+import { errorText } from "../errors.ts";
 import type { Logger } from "../log.ts";
 
 export class DataFolderWatch {
@@ -68,7 +68,7 @@ export class DataFolderWatch {
       this.id = id;
       this.missingLogged = false;
     } catch (err) {
-      log.debug("cannot watch the data folder yet", { error: describeError(err).message });
+      log.debug("cannot watch the data folder yet", { error: errorText(err) });
       this.id = null;
     }
   }

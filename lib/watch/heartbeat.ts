@@ -5,7 +5,7 @@
 
 import { join } from "node:path";
 import { ensureDir, HEARTBEAT_FILE, readJsonOrNull, writeFileAtomic } from "../adapters/files.ts";
-import { describeError } from "../errors.ts";
+import { errorText } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Clock } from "../state.ts";
 
@@ -110,7 +110,7 @@ export class HeartbeatWriter {
       (err) => {
         if (!this.failed) {
           this.deps.logger.error("cannot write the heartbeat", {
-            error: describeError(err).message,
+            error: errorText(err),
           });
         }
         this.failed = true;

@@ -20,7 +20,7 @@
 import type { Claim, TriggerInbox } from "../adapters/trigger_inbox.ts";
 import type { FolderWatcher } from "../adapters/fs_watcher.ts";
 import type { Config } from "../config.ts";
-import { describeError, DockerError, LockedError, RejectedError } from "../errors.ts";
+import { DockerError, errorText, LockedError, RejectedError } from "../errors.ts";
 import {
   HEARTBEAT_INTERVAL_MS,
   type HeartbeatStore,
@@ -204,11 +204,10 @@ class WatchLoop {
         }
         return report;
       } catch (err) {
-        const { message } = describeError(err);
         const why = err instanceof LockedError
           ? "another update holds the lock"
           : "recovery failed";
-        this.log.warn(`${why}; retrying`, { error: message, retryInMs: wait });
+        this.log.warn(`${why}; retrying`, { error: errorText(err), retryInMs: wait });
       }
       await this.wake.wait(wait, this.signal);
       wait = Math.min(wait * 2, this.o.maxBackoffMs);
@@ -233,7 +232,7 @@ class WatchLoop {
       }
     } catch (err) {
       this.log.warn("an unfinished update is still in the journal; trying again later", {
-        error: describeError(err).message,
+        error: errorText(err),
       });
     }
   }
@@ -291,7 +290,7 @@ class WatchLoop {
         this.queue.push(claim);
       }
     } catch (err) {
-      this.log.error("cannot claim the trigger", { error: describeError(err).message });
+      this.log.error("cannot claim the trigger", { error: errorText(err) });
     }
     const next = await this.queue.next();
     if (next) await this.handle(next);
@@ -345,7 +344,7 @@ class WatchLoop {
     } catch (err) {
       if (err instanceof LockedError) {
         this.log.info("another update holds the lock; the trigger waits", {
-          error: describeError(err).message,
+          error: errorText(err),
         });
         await this.queue.keep(started, this.o.lockRetryMs);
         await this.setState("waiting_for_lock");
@@ -361,8 +360,8 @@ class WatchLoop {
         return;
       }
       // A bug or an unexpected failure: report it and drop the trigger rather than loop on it.
-      this.log.error("update failed unexpectedly", { error: describeError(err).message });
-      await this.queue.fail(claim, request, describeError(err).message);
+      this.log.error("update failed unexpectedly", { error: errorText(err) });
+      await this.queue.fail(claim, request, errorText(err));
       await this.queue.done(started);
     }
     if (this.heartbeat.state === "updating") await this.setState("idle");
@@ -371,7 +370,7 @@ class WatchLoop {
   private async dockerAway(err: unknown) {
     const wait = this.queue.backOff();
     this.log.warn("Docker daemon unreachable; the trigger is kept and retried", {
-      error: describeError(err).message,
+      error: errorText(err),
       retryInMs: wait,
     });
     await this.setState("waiting_for_docker");
