@@ -7,6 +7,7 @@ import { dirname, join } from "node:path";
 import { ConfigError } from "./errors.ts";
 import { parseImageRef } from "./image_ref.ts";
 import { COMPOSE_MODES, type ComposeMode } from "./compose/pin.ts";
+import { printable } from "./printable.ts";
 
 export interface Config {
   baseDir: string;
@@ -287,6 +288,8 @@ function coerce(key: ConfigKey, raw: unknown, source: string): unknown {
     case "path": {
       if (typeof raw !== "string" || raw === "") throw bad("expected a non-empty path");
       if (!raw.startsWith("/")) throw bad("expected an absolute path");
+      // A newline would end a line of the unit or cron file install writes.
+      if (printable(raw, Infinity) !== raw) throw bad("a path must not hold control characters");
       return raw;
     }
     case "name": {
@@ -333,7 +336,9 @@ function coerce(key: ConfigKey, raw: unknown, source: string): unknown {
       return raw;
     }
     case "dockerHost": {
-      if (typeof raw !== "string" || !/^unix:\/\/\/.+/.test(raw)) {
+      if (
+        typeof raw !== "string" || !/^unix:\/\/\/.+/.test(raw) || printable(raw, Infinity) !== raw
+      ) {
         throw bad("expected unix:///path/to/docker.sock (only unix sockets are supported)");
       }
       return raw;

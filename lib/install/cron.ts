@@ -3,6 +3,9 @@
  * executable when hyperbot-ops runs from source. Pure: no I/O.
  */
 
+import { ConfigError } from "../errors.ts";
+import { printable } from "../printable.ts";
+
 export const DEFAULT_CRON_SCHEDULE = "*/5 * * * *";
 export const CRON_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -38,10 +41,19 @@ export function isCronSchedule(text: string): boolean {
   return fields.length === 5 && fields.every((f) => /^[\d*/,-]+$/.test(f));
 }
 
-/** Quotes a word for /bin/sh; `%` is escaped because cron turns it into a newline. */
+/**
+ * Quotes a word for /bin/sh; `%` is escaped because cron turns it into a newline. A control
+ * character is refused (ConfigError): cron has no way to continue a line, so a newline would
+ * start an entry of its own.
+ */
 export function quoteCron(word: string): string {
-  const quoted = /^[A-Za-z0-9_@+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
-  return quoted.replaceAll("%", "\\%");
+  if (printable(word, Infinity) !== word) {
+    throw new ConfigError("a path for the cron entry holds a control character", {
+      object: printable(word, 200),
+      hint: "use paths without newlines or other control characters",
+    });
+  }
+  return quoteShell(word).replaceAll("%", "\\%");
 }
 
 /**
@@ -54,7 +66,10 @@ export function renderLauncher(selfCommand: string[], denoDir: string | null): s
   const [deno, run, ...rest] = selfCommand;
   // The service sees the source folder read-only: never try to write deno.lock there.
   const args = [deno, run, "--no-lock", ...rest.filter((a) => a !== "--no-lock")];
-  const env = denoDir ? `export DENO_DIR="\${DENO_DIR:-${denoDir.replaceAll('"', '\\"')}}"\n` : "";
+  // The value is one single-quoted sh word: `$()`, backquotes and `"` in it stay text.
+  const env = denoDir
+    ? `if [ -z "\${DENO_DIR:-}" ]; then DENO_DIR=${quoteShell(denoDir)}; fi\nexport DENO_DIR\n`
+    : "";
   return `#!/bin/sh
 # Installed by 'hyperbot-ops install': runs hyperbot-ops from source with Deno.
 ${env}export DENO_NO_UPDATE_CHECK=1
@@ -62,6 +77,7 @@ exec ${args.map(quoteShell).join(" ")} "$@"
 `;
 }
 
-function quoteShell(word: string): string {
+/** Quotes a word for /bin/sh: plain words as they are, anything else in single quotes. */
+export function quoteShell(word: string): string {
   return /^[A-Za-z0-9_@+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }

@@ -8,6 +8,9 @@
  * docs/operations.md explains each choice.
  */
 
+import { ConfigError } from "../errors.ts";
+import { printable } from "../printable.ts";
+
 export const UNIT_DIR = "/etc/systemd/system";
 
 export interface UnitOptions {
@@ -26,7 +29,7 @@ export interface UnitOptions {
 /** The content of `<service>.service`. */
 export function renderUnit(options: UnitOptions): string {
   const exec = [options.executable, "watch", "--config", options.configFile];
-  const rw = unique(options.readWritePaths).map((p) => `-${quoteSystemd(p)}`).join(" ");
+  const rw = unique(options.readWritePaths).map((p) => `-${quoteSystemdPath(p)}`).join(" ");
   return `# Installed by 'hyperbot-ops install'. Changes here are overwritten by the next install.
 [Unit]
 Description=HyperBot update monitor (hyperbot-ops watch)
@@ -87,11 +90,37 @@ WantedBy=multi-user.target
 `;
 }
 
-/** Quotes one word for a unit file: `%` and `$` escaped, spaces and quotes in double quotes. */
+/**
+ * Quotes one word of a command line (ExecStart=) for a unit file: `%` (specifiers) and `$`
+ * (environment variables) escaped, spaces, quotes and backslashes in double quotes. A word with
+ * a control character is refused (ConfigError): a newline would end the line and start another
+ * setting, such as `ExecStartPre=`.
+ */
 export function quoteSystemd(word: string): string {
+  refuseControls(word);
   const escaped = word.replaceAll("%", "%%").replaceAll("$", "$$$$");
   if (/^[A-Za-z0-9_@%+=:,./$-]+$/.test(escaped)) return escaped;
   return `"${escaped.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+}
+
+/**
+ * Quotes a path for a path-list setting (ReadWritePaths=): `%` escaped, but not `$`, since
+ * systemd expands no variables there (`$$` would stay two dollars). Refuses control characters.
+ */
+export function quoteSystemdPath(path: string): string {
+  refuseControls(path);
+  const escaped = path.replaceAll("%", "%%");
+  if (/^[A-Za-z0-9_@%+=:,./$-]+$/.test(escaped)) return escaped;
+  return `"${escaped.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+}
+
+function refuseControls(word: string) {
+  if (printable(word, Infinity) !== word) {
+    throw new ConfigError("a path or name for the unit file holds a control character", {
+      object: printable(word, 200),
+      hint: "use paths without newlines or other control characters",
+    });
+  }
 }
 
 function unique(items: string[]): string[] {

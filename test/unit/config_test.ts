@@ -124,7 +124,7 @@ Deno.test("zero seconds of verification is refused", () => {
 });
 
 /** The ConfigError loadConfig throws for these flags, or fails the test. */
-function configErrorOf(flags: Record<string, string>): ConfigError {
+function configErrorOf(flags: Partial<Record<string, string>>): ConfigError {
   try {
     loadConfig({ env: {}, readTextFile: noFile, flags });
   } catch (err) {
@@ -187,5 +187,21 @@ Deno.test("a logDir or stateDir that reaches into dataDir through a link is refu
     assert.match(dots.message, /'logDir'/);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a configured path or docker host with a newline or other control character is refused", () => {
+  for (
+    const flags of [
+      { dataDir: "/srv/data\nExecStartPre=/bin/id" },
+      { logDir: "/srv/logs\r" },
+      { stateDir: "/srv/state\u0085" },
+      { baseDir: "/srv/\u202ebot" },
+      { dockerHost: "unix:///run/docker.sock\nExecStartPre=/bin/id" },
+    ]
+  ) {
+    const err = configErrorOf(flags);
+    assert.equal(err.exitCode, 3);
+    assert.match(err.message, new RegExp(`'${Object.keys(flags)[0]}'`));
   }
 });

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { isCronSchedule, quoteCron, renderCron, renderLauncher } from "../../lib/install/cron.ts";
-import { quoteSystemd, renderUnit } from "../../lib/install/unit.ts";
+import { quoteSystemd, quoteSystemdPath, renderUnit } from "../../lib/install/unit.ts";
+import { ConfigError } from "../../lib/errors.ts";
+import { join } from "node:path";
 
 const UNIT = {
   service: "hyperbot-update-monitor",
@@ -96,9 +98,78 @@ Deno.test("the launcher execs deno run with the same flags, no lock file, and th
     "/root/.cache/deno",
   )!;
   assert.ok(launcher.startsWith("#!/bin/sh\n"));
-  assert.match(launcher, /^export DENO_DIR="\$\{DENO_DIR:-\/root\/\.cache\/deno\}"$/m);
+  assert.match(
+    launcher,
+    /^if \[ -z "\$\{DENO_DIR:-\}" \]; then DENO_DIR=\/root\/\.cache\/deno; fi\nexport DENO_DIR$/m,
+  );
   assert.match(
     launcher,
     /^exec \/usr\/bin\/deno run --no-lock --allow-read --allow-run \/src\/hyperbot-ops\/main\.ts "\$@"$/m,
   );
+});
+
+/** Runs a rendered launcher with sh; the stand-in for deno writes the DENO_DIR it got to `out`. */
+async function runLauncher(denoDir: string, env: Record<string, string> = {}) {
+  const dir = await Deno.makeTempDir({ prefix: "hbt-launcher-" });
+  const fakeDeno = join(dir, "deno");
+  const out = join(dir, "out");
+  await Deno.writeTextFile(fakeDeno, `#!/bin/sh\nprintf '%s' "$DENO_DIR" > '${out}'\n`);
+  await Deno.chmod(fakeDeno, 0o755);
+  const launcher = join(dir, "launcher");
+  await Deno.writeTextFile(launcher, renderLauncher([fakeDeno, "run", "/src/main.ts"], denoDir)!);
+  const r = await new Deno.Command("/bin/sh", { args: [launcher], env, clearEnv: true }).output();
+  return { dir, code: r.code, got: await Deno.readTextFile(out).catch(() => null) };
+}
+
+Deno.test("a DENO_DIR with $(), backquotes and quotes is a value for the launcher, never a command", async () => {
+  const marker = await Deno.makeTempFile();
+  await Deno.remove(marker);
+  const hostile = `/tmp/d$(touch ${marker})\`touch ${marker}\`"'\\ x`;
+  const { dir, code, got } = await runLauncher(hostile);
+  try {
+    assert.equal(code, 0);
+    assert.equal(got, hostile);
+    assert.equal(await Deno.stat(marker).then(() => true, () => false), false, "the shell ran it");
+    // A DENO_DIR the caller sets still wins.
+    const other = await runLauncher(hostile, { DENO_DIR: "/elsewhere" });
+    assert.equal(other.got, "/elsewhere");
+    await Deno.remove(other.dir, { recursive: true });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a newline in a path cannot inject a line into the unit or the cron entry: it is refused", () => {
+  const base = {
+    service: "hyperbot-update-monitor",
+    executable: "/usr/local/bin/hyperbot-ops",
+    configFile: "/etc/hyperbot-ops/config.json",
+    readWritePaths: ["/opt/trading-system"],
+    timeoutStopSec: 60,
+  };
+  const injected = "/etc/x.json\nExecStartPre=/bin/sh -c 'id > /tmp/pwned'";
+  assert.throws(() => renderUnit({ ...base, configFile: injected }), ConfigError);
+  assert.throws(
+    () => renderUnit({ ...base, readWritePaths: [`/opt/a\nExecStartPre=/x`] }),
+    ConfigError,
+  );
+  assert.throws(() => renderUnit({ ...base, executable: "/usr/bin/x\r" }), ConfigError);
+  assert.throws(
+    () => renderCron({ executable: "/x", configFile: "/c\n* * * * * root id" }),
+    ConfigError,
+  );
+  assert.throws(() => quoteCron("/a\u0085b"), ConfigError);
+});
+
+Deno.test("ReadWritePaths escapes % but leaves $ alone (systemd expands no variables there)", () => {
+  assert.equal(quoteSystemdPath("/opt/$bot/100%"), "/opt/$bot/100%%");
+  assert.equal(quoteSystemdPath("/opt/my bot"), '"/opt/my bot"');
+  const unit = renderUnit({
+    service: "s",
+    executable: "/x",
+    configFile: "/c",
+    readWritePaths: ["/opt/$bot"],
+    timeoutStopSec: 60,
+  });
+  assert.match(unit, /^ReadWritePaths=-\/opt\/\$bot$/m);
 });
