@@ -6,7 +6,12 @@ import { DockerError, LockedError, RejectedError } from "../../lib/errors.ts";
 import { MemoryLogger } from "../../lib/log.ts";
 import type { UpdateReport } from "../../lib/update/report.ts";
 import type { UpdateRequest } from "../../lib/update/run.ts";
-import { runWatch, type WatchDeps, type WatchOptions } from "../../lib/watch/loop.ts";
+import {
+  DEFAULT_WATCH_OPTIONS,
+  runWatch,
+  type WatchDeps,
+  type WatchOptions,
+} from "../../lib/watch/loop.ts";
 import { LogBudget } from "../../lib/watch/claim_queue.ts";
 import { FakeClock, FakeStatus } from "../fakes/state.ts";
 import { FakeFolderWatcher, FakeHeartbeat, FakeInbox } from "../fakes/watch.ts";
@@ -69,10 +74,13 @@ interface Harness {
   start(options?: Partial<WatchOptions>): Promise<Awaited<ReturnType<typeof runWatch>>>;
   /** Runs the loop on virtual time until `check` holds; fails after `limitMs` of it. */
   until(what: string, check: () => boolean, limitMs?: number): Promise<void>;
+  /** Virtual milliseconds since the harness was made (the loop starts at 0). */
+  elapsed(): number;
 }
 
 function harness(overrides: Partial<WatchDeps> = {}): Harness {
   const clock = new FakeClock();
+  const t0 = clock.now().getTime();
   const inbox = new FakeInbox(clock);
   const watcher = new FakeFolderWatcher();
   const status = new FakeStatus();
@@ -114,6 +122,7 @@ function harness(overrides: Partial<WatchDeps> = {}): Harness {
     stop,
     start: (options = {}) => runWatch(deps, config, stop.signal, { ...FAST, ...options }),
     until: (what, check, limitMs) => clock.runUntil(what, check, limitMs),
+    elapsed: () => clock.now().getTime() - t0,
   };
 }
 
@@ -496,6 +505,189 @@ Deno.test("the heartbeat carries pid and state, on start and on every change", a
   assert.ok(
     h.heartbeat.beats.every((b) => b.pid === 4242 && !Number.isNaN(Date.parse(b.timestamp))),
   );
+});
+
+// ---- the production timings, on virtual time -------------------------------------------
+// These run with DEFAULT_WATCH_OPTIONS and assert the exact moments: a changed debounce,
+// rescan, backoff, lock retry, heartbeat or log budget fails one of them.
+
+const DEFAULTS: Partial<WatchOptions> = { ...DEFAULT_WATCH_OPTIONS };
+
+Deno.test("a trigger event is claimed after 50 ms of quiet, not before", async () => {
+  const h = harness();
+  const running = h.start(DEFAULTS);
+  await h.until("the folder watch", () => h.watcher.active !== null);
+  h.inbox.write(`${IMAGE}:v2`);
+  h.watcher.fire();
+  await h.clock.advance(49);
+  assert.equal(h.requests.length, 0, "still within the debounce");
+  await h.clock.advance(1);
+  assert.equal(h.requests.length, 1, "claimed 50 ms after the event");
+  h.stop.abort();
+  await running;
+});
+
+Deno.test("events that keep coming are claimed 80 ms after the first", async () => {
+  const h = harness();
+  const running = h.start(DEFAULTS);
+  await h.until("the folder watch", () => h.watcher.active !== null);
+  // Events at 0, 30 and 60 ms: never 50 ms of quiet.
+  for (let i = 1; i <= 3; i++) {
+    if (i > 1) await h.clock.advance(30);
+    h.inbox.write(`${IMAGE}:v${i}`);
+    h.watcher.fire();
+  }
+  await h.clock.advance(19);
+  assert.equal(h.requests.length, 0, "79 ms after the first event");
+  await h.clock.advance(1);
+  assert.deepEqual(h.requests.map((r) => r.image), [`${IMAGE}:v3`]);
+  h.stop.abort();
+  await running;
+});
+
+Deno.test("a trigger whose event was missed is found by the rescan 30 s after the start", async () => {
+  const h = harness();
+  const running = h.start(DEFAULTS);
+  await h.until("the folder watch", () => h.watcher.active !== null);
+  h.inbox.write(`${IMAGE}:v2`); // no event
+  await h.clock.advance(29_999 - h.elapsed());
+  assert.equal(h.requests.length, 0, "nothing before the rescan");
+  await h.clock.advance(1);
+  assert.equal(h.requests.length, 1, "the rescan at 30 s");
+  h.stop.abort();
+  await running;
+});
+
+Deno.test("while Docker is away a trigger is retried after 1 s, 2 s, 4 s... at most 30 s apart", async () => {
+  const pings: number[] = [];
+  const h = harness({
+    ping: () => {
+      pings.push(h.elapsed());
+      return pings.length <= 7
+        ? Promise.reject(new DockerError("cannot reach the Docker daemon"))
+        : Promise.resolve();
+    },
+  });
+  h.inbox.write(`${IMAGE}:v2`);
+  const running = h.start(DEFAULTS);
+  await h.until("the update", () => h.requests.length === 1, 120_000);
+  h.stop.abort();
+  await running;
+  const gaps = pings.slice(1).map((t, i) => t - pings[i]);
+  assert.deepEqual(gaps, [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
+});
+
+Deno.test("after an update the next Docker outage starts again with the 1 s backoff", async () => {
+  const pings: number[] = [];
+  // Away twice, back for v2; away again, back for v3.
+  const down = [true, true, false, true, false];
+  const h = harness({
+    ping: () => {
+      pings.push(h.elapsed());
+      return down.shift()
+        ? Promise.reject(new DockerError("cannot reach the Docker daemon"))
+        : Promise.resolve();
+    },
+  });
+  h.inbox.write(`${IMAGE}:v2`);
+  const running = h.start(DEFAULTS);
+  await h.until("the first update", () => h.requests.length === 1, 60_000);
+  h.inbox.write(`${IMAGE}:v3`);
+  h.watcher.fire();
+  await h.until("the second update", () => h.requests.length === 2, 60_000);
+  h.stop.abort();
+  await running;
+  assert.deepEqual(pings.slice(1, 3).map((t, i) => t - pings[i]), [1_000, 2_000]);
+  assert.equal(pings[4] - pings[3], 1_000);
+});
+
+Deno.test("a busy lock is retried 2 s later", async () => {
+  const attempts: number[] = [];
+  const h = harness();
+  h.deps.update = (request) => {
+    attempts.push(h.elapsed());
+    if (attempts.length === 1) {
+      return Promise.reject(new LockedError("another update is in progress: held by pid 1"));
+    }
+    h.requests.push(request);
+    return Promise.resolve(report(request));
+  };
+  h.inbox.write(`${IMAGE}:v2`);
+  const running = h.start(DEFAULTS);
+  await h.until("the retry", () => h.requests.length === 1, 10_000);
+  h.stop.abort();
+  await running;
+  assert.equal(attempts[1] - attempts[0], 2_000);
+});
+
+Deno.test("recovery is retried after 1 s, 2 s, 4 s while it fails", async () => {
+  const attempts: number[] = [];
+  const h = harness({
+    recover: () => {
+      attempts.push(h.elapsed());
+      return attempts.length <= 3
+        ? Promise.reject(new DockerError("cannot reach the Docker daemon"))
+        : Promise.resolve(null);
+    },
+  });
+  const running = h.start(DEFAULTS);
+  await h.until("recovery", () => attempts.length === 4, 60_000);
+  h.stop.abort();
+  await running;
+  assert.deepEqual(attempts.slice(1).map((t, i) => t - attempts[i]), [1_000, 2_000, 4_000]);
+});
+
+Deno.test("an idle watcher writes its heartbeat every 30 s", async () => {
+  const h = harness();
+  const running = h.start(DEFAULTS);
+  await h.until("the idle state", () => h.heartbeat.beats.at(-1)?.state === "idle");
+  const before = h.heartbeat.beats.length;
+  await h.clock.advance(90_000);
+  h.stop.abort();
+  await running;
+  const periodic = h.heartbeat.beats.slice(before, before + 3).map((b) => Date.parse(b.timestamp));
+  const start = Date.parse(h.heartbeat.beats[0].timestamp);
+  assert.deepEqual(periodic.map((t) => t - start), [30_000, 60_000, 90_000]);
+  assert.ok(h.heartbeat.beats.every((b) => b.intervalMs === 30_000));
+});
+
+Deno.test("a missing data folder is looked for every 250 ms", async () => {
+  const h = harness();
+  const running = h.start(DEFAULTS);
+  await h.until("the folder watch", () => h.watcher.active !== null);
+  h.inbox.dirId = null;
+  h.watcher.vanish();
+  await h.until(
+    "the folder to be missed",
+    () => h.logger.lines.some((l) => /data folder is missing/.test(l.message)),
+  );
+  h.inbox.dirId = "1:2";
+  const missedAt = h.elapsed();
+  await h.until("the folder watch again", () => h.watcher.active !== null);
+  h.stop.abort();
+  await running;
+  assert.equal(h.elapsed() - missedAt, 250);
+});
+
+Deno.test("at most 20 rejections a minute are logged; the rest are counted and told after it", async () => {
+  const h = harness();
+  const running = h.start(DEFAULTS);
+  await h.until("the folder watch", () => h.watcher.active !== null);
+  for (let i = 0; i < 30; i++) {
+    h.inbox.write(`junk ${i}`);
+    h.watcher.fire();
+    await h.clock.advance(100);
+  }
+  const firstAt = 50; // the first rejection: its event's debounce after the start
+  const told = () => h.logger.lines.find((l) => /left out of the log and history/.test(l.message));
+  assert.equal(h.logger.lines.filter((l) => l.message === "trigger rejected").length, 20);
+  // The window is a minute from the first rejection; the 30 s rescans close it.
+  await h.clock.advance(firstAt + 60_000 - 1 - h.elapsed());
+  assert.equal(told(), undefined, "not before the minute is over");
+  await h.clock.advance(30_000);
+  h.stop.abort();
+  await running;
+  assert.equal(told()?.fields?.suppressed, 10);
 });
 
 function statusAt(startedAt: Date) {
