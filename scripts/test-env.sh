@@ -29,7 +29,7 @@ readonly BUILD_LOG="$STATE_DIR/build.log"
 readonly BASE_IMAGE=hyperbot-test/base:busybox
 readonly HASH_LABEL=hyperbot.test.build-hash
 readonly IMAGE_TAGS=(v1 v2 crash unhealthy healthy-v1 healthy-v2 slow-healthy)
-readonly APT_PACKAGES=(docker.io docker-registry busybox-static apache2-utils debootstrap curl)
+readonly APT_PACKAGES=(docker.io docker-registry busybox-static apache2-utils debootstrap curl docker-compose)
 readonly DENO_NPM_PACKAGE=deno@2.9.6
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
