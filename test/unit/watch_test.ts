@@ -759,3 +759,52 @@ Deno.test("an update left unfinished in the journal is retried on the rescan, no
     h.logger.lines.some((l) => /finished an update that was left unfinished/.test(l.message)),
   );
 });
+
+/** Runs the loop with the watcher's own timing (no FAST), recording the time of each claim. */
+function startWithDefaultTiming(h: Harness) {
+  const claimedAt: number[] = [];
+  const claim = h.inbox.claim.bind(h.inbox);
+  h.inbox.claim = () => {
+    claimedAt.push(h.clock.now().getTime());
+    return claim();
+  };
+  const running = runWatch(h.deps, config, h.stop.signal, { rescanMs: 600_000 });
+  return { claimedAt, running };
+}
+
+Deno.test("with the default timing a trigger is claimed once writes have been quiet for 50 ms", async () => {
+  const h = harness();
+  const { claimedAt, running } = startWithDefaultTiming(h);
+  await h.until("the folder watch", () => h.watcher.active !== null);
+  const before = claimedAt.length; // the look at start
+  const t0 = h.clock.now().getTime();
+  h.inbox.write(`${IMAGE}:v2`);
+  h.watcher.fire();
+  await h.clock.advance(45);
+  assert.equal(claimedAt.length, before, "not claimed before 50 ms of quiet");
+  await h.until("the update", () => h.requests.length === 1, 1_000);
+  h.stop.abort();
+  await running;
+  const after = claimedAt[before] - t0;
+  assert.ok(after >= 50 && after <= 60, `claimed ${after} ms after the write`);
+});
+
+Deno.test("with the default timing a writer that never pauses is claimed within about 100 ms", async () => {
+  const h = harness();
+  const { claimedAt, running } = startWithDefaultTiming(h);
+  await h.until("the folder watch", () => h.watcher.active !== null);
+  const before = claimedAt.length;
+  const t0 = h.clock.now().getTime();
+  // A slow writer: a write every 20 ms for 400 ms, never 50 ms of quiet.
+  for (let i = 1; i <= 20 && claimedAt.length === before; i++) {
+    h.inbox.write(`${IMAGE}:v${i}`);
+    h.watcher.fire();
+    await h.clock.advance(20);
+  }
+  h.stop.abort();
+  await running;
+  assert.ok(claimedAt.length > before, "claimed while the writes went on");
+  const after = claimedAt[before] - t0;
+  // The cap (80 ms) the README and the protocol doc state: a slow writer is claimed mid-write.
+  assert.ok(after >= 80 && after <= 100, `claimed ${after} ms after the first write`);
+});
