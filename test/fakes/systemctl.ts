@@ -22,8 +22,11 @@ export interface FakeServiceOptions {
   unreachable?: boolean;
   /** `restart` and `enableNow` fail with an error. */
   startFails?: boolean;
-  /** The unit starts, then dies within the settle time (status after the first reports failed). */
-  crashesAfterStart?: boolean;
+  /**
+   * The unit starts, then dies: `true`, at the second status after the start; a number, that
+   * many ms (on the clock) after the start.
+   */
+  crashesAfterStart?: boolean | number;
   /** Called after a start, e.g. to write the new watcher's heartbeat. */
   onStart?: (unit: string, pid: number) => void;
 }
@@ -57,8 +60,18 @@ export class FakeServiceManager implements ServiceManager {
     this.calls.push(`status ${unit}`);
     if (this.options.unreachable) return Promise.reject(this.unreachable());
     const u = this.units.get(unit);
+    const diesAfterMs = this.options.crashesAfterStart;
     if (
-      u && this.options.crashesAfterStart && u.activeState === "active" && this.statusAfterStart > 0
+      u && typeof diesAfterMs === "number" && u.activeState === "active" && u.activeSince &&
+      this.clock.now().getTime() - u.activeSince.getTime() >= diesAfterMs
+    ) {
+      u.activeState = "activating";
+      u.subState = "auto-restart";
+      u.mainPid = 0;
+    }
+    if (
+      u && this.options.crashesAfterStart === true && u.activeState === "active" &&
+      this.statusAfterStart > 0
     ) {
       if (--this.statusAfterStart === 0) {
         u.activeState = "activating";
@@ -157,7 +170,7 @@ export class FakeServiceManager implements ServiceManager {
     u.subState = "running";
     u.activeSince = this.clock.now();
     u.mainPid = this.nextPid++;
-    if (this.options.crashesAfterStart) this.statusAfterStart = 2;
+    if (this.options.crashesAfterStart === true) this.statusAfterStart = 2;
     this.options.onStart?.(unit, u.mainPid);
   }
 

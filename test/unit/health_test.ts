@@ -6,6 +6,7 @@ import {
   type HealthDeps,
   judgeWatcher,
   renderHealth,
+  REPAIR_SETTLE_MS,
   repairFor,
 } from "../../lib/health.ts";
 import type { Heartbeat } from "../../lib/watch/heartbeat.ts";
@@ -158,7 +159,7 @@ Deno.test("health of a live watcher and a running bot changes nothing and exits 
 });
 
 Deno.test("health restarts a stopped watcher and checks that it stays up", async () => {
-  const { deps, services } = setup();
+  const { deps, services, clock } = setup();
   services.addUnit(UNIT, { activeState: "inactive", subState: "dead", mainPid: 0 });
   const report = await checkHealth(deps, config);
   assert.equal(report.ok, true);
@@ -166,6 +167,13 @@ Deno.test("health restarts a stopped watcher and checks that it stays up", async
   assert.equal(report.repair.succeeded, true);
   assert.match(report.repair.detail!, /^restarted; pid \d+, heartbeat idle$/);
   assert.ok(services.calls.includes(`restart ${UNIT}`));
+  // It stayed up: the status was looked at again, REPAIR_SETTLE_MS after the start.
+  const started = services.units.get(UNIT)!.activeSince!.getTime();
+  assert.ok(clock.now().getTime() - started >= REPAIR_SETTLE_MS, "the settle time was waited");
+  assert.ok(
+    services.calls.filter((c) => c === `status ${UNIT}`).length >= 3,
+    "status before, at the start and after the settle time",
+  );
   assert.equal(services.units.get(UNIT)!.activeState, "active");
 });
 
@@ -207,6 +215,15 @@ Deno.test("health reports failure when the restarted watcher dies at once", asyn
   services.addUnit(UNIT, { activeState: "inactive", subState: "dead", mainPid: 0 });
   const report = await checkHealth(deps, config);
   assert.equal(report.ok, false);
+  assert.match(report.repair.detail!, /did not stay up/);
+});
+
+Deno.test("health waits to see a restarted watcher stay up: one that dies a second after its start is no repair", async () => {
+  const { deps, services } = setup({ crashesAfterStart: 1_000 });
+  services.addUnit(UNIT, { activeState: "inactive", subState: "dead", mainPid: 0 });
+  const report = await checkHealth(deps, config);
+  assert.equal(report.ok, false);
+  assert.equal(report.repair.succeeded, false);
   assert.match(report.repair.detail!, /did not stay up/);
 });
 
