@@ -36,8 +36,20 @@ export async function recordLastUpdate(
   const history = earlier?.container === update.container
     ? earlier.recentImageIds ?? [earlier.imageId, earlier.previousImageId]
     : [];
+  // A recreate on the same image (--force) keeps the image that ran before it as the rollback
+  // target: the earlier record's, the newest of its images that differs from this one.
+  let previous = { image: update.previousImage, id: update.previousImageId };
+  if (previous.id === update.imageId && earlier?.container === update.container) {
+    const candidates = [
+      { image: earlier.image, id: earlier.imageId },
+      { image: earlier.previousImage, id: earlier.previousImageId },
+    ];
+    previous = candidates.find((c) => c.id !== update.imageId) ?? previous;
+  }
   const last: LastUpdate = {
     ...update,
+    previousImage: previous.image,
+    previousImageId: previous.id,
     finishedAt: deps.clock.now().toISOString(),
     recentImageIds: unique([update.imageId, update.previousImageId, ...history]).slice(0, 20),
   };

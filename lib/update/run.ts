@@ -306,7 +306,7 @@ class UpdateRun {
   /** The reference to deploy, checked against allowedImages. */
   private async chooseTarget(old: ContainerInfo): Promise<string> {
     const target = this.request.rollback
-      ? await this.rollbackTarget()
+      ? await this.rollbackTarget(old)
       : formatImageRef(this.ref ?? parseRunningImage(old.imageRef));
     if (!this.request.rollback) {
       checkImageRef(target, allowedRepositories(this.config, old.imageRef));
@@ -320,7 +320,7 @@ class UpdateRun {
    * means another image (a re-pull of the same tag), the name is moved back to the old image,
    * so the container never runs from a bare image ID.
    */
-  private async rollbackTarget(): Promise<string> {
+  private async rollbackTarget(old: ContainerInfo): Promise<string> {
     const { docker } = this.deps;
     const last = await this.deps.lastUpdate.read();
     if (!last || last.container !== this.config.container) {
@@ -328,6 +328,13 @@ class UpdateRun {
         object: this.config.container,
         hint: "--rollback goes back to the image that ran before the last successful update",
       });
+    }
+    if (last.previousImageId === old.imageId) {
+      throw new UpdateFailedError(
+        `nothing to roll back to: '${this.config.container}' already runs ${last.previousImage} ` +
+          `(${last.previousImageId.slice(0, 19)}), the image from before the last update`,
+        { hint: "to run another version: 'hyperbot-ops update <image>'" },
+      );
     }
     if (!(await docker.inspectImage(last.previousImageId))) {
       throw new UpdateFailedError("the previous image is no longer present", {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { loadConfig } from "../../lib/config.ts";
 import { LockedError, RejectedError } from "../../lib/errors.ts";
 import { MemoryLogger } from "../../lib/log.ts";
-import { type StepName, STEPS } from "../../lib/update/report.ts";
+import { exitCodeOfOutcome, type StepName, STEPS } from "../../lib/update/report.ts";
 import { recoverFromJournal } from "../../lib/update/recover.ts";
 import { runUpdate, type UpdateDeps } from "../../lib/update/run.ts";
 import { FakeDockerEngine, type FakeDockerOptions } from "../fakes/docker.ts";
@@ -357,6 +357,38 @@ Deno.test("update --rollback goes back to the image that ran before", async () =
   assert.equal(bot.imageRef, V1);
   assert.equal(w.docker.callsTo("pullImage").length, pulls, "no pull for a rollback");
   assert.equal(w.lastUpdate.value?.previousImage, V2);
+});
+
+Deno.test("update --force on the same image keeps the image before it as the rollback target", async () => {
+  const w = await world();
+  const v1Id = (await botOf(w)).imageId;
+  assert.equal(
+    (await runUpdate(w.deps, config(), { image: V2, source: "cli" })).outcome,
+    "updated",
+  );
+  const forced = await runUpdate(w.deps, config(), { image: V2, force: true, source: "cli" });
+  assert.equal(forced.outcome, "updated", forced.error ?? "");
+  assert.equal(w.lastUpdate.value?.previousImage, V1);
+  assert.equal(w.lastUpdate.value?.previousImageId, v1Id);
+  const back = await runUpdate(w.deps, config(), { rollback: true, source: "cli" });
+  assert.equal(back.outcome, "updated", back.error ?? "");
+  const bot = await botOf(w);
+  assert.equal(bot.imageId, v1Id, "--rollback goes back to 1.0, not to 2.0 again");
+  assert.equal(bot.imageRef, V1);
+});
+
+Deno.test("update --rollback with nothing different to go back to fails (exit 1) and touches nothing", async () => {
+  const w = await world();
+  const forced = await runUpdate(w.deps, config(), { image: V1, force: true, source: "cli" });
+  assert.equal(forced.outcome, "updated", forced.error ?? "");
+  const botId = (await botOf(w)).id;
+  const creates = w.docker.callsTo("createContainer").length;
+  const report = await runUpdate(w.deps, config(), { rollback: true, source: "cli" });
+  assert.equal(report.outcome, "failed");
+  assert.equal(exitCodeOfOutcome(report.outcome), 1);
+  assert.match(report.error ?? "", /^nothing to roll back to: 'bot' already runs /);
+  assert.equal((await botOf(w)).id, botId, "the container is not recreated");
+  assert.equal(w.docker.callsTo("createContainer").length, creates);
 });
 
 Deno.test("update --rollback without an earlier update fails and changes nothing", async () => {
