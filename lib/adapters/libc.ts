@@ -24,6 +24,8 @@ export const O_NOCTTY = constants.O_NOCTTY;
 /** The same value on x86_64 and aarch64 (node does not export these two). */
 export const O_PATH = 0o10000000;
 export const O_CLOEXEC = 0o2000000;
+/** O_WRONLY|O_CREAT|O_EXCL (tests make files through a folder handle with it). */
+export const O_CREAT_EXCL_WRONLY = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
 
 export const IN_NONBLOCK = O_NONBLOCK;
 export const IN_CLOEXEC = O_CLOEXEC;
@@ -84,6 +86,8 @@ const SYMBOLS = {
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
   unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  mkdirat: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  renameat2: { parameters: ["i32", "buffer", "i32", "buffer", "u32"], result: "i32" },
   getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
   pipe2: { parameters: ["buffer", "i32"], result: "i32" },
@@ -218,6 +222,25 @@ export function lstatAt(dirfd: number, path: string): Stat {
 export function unlinkat(dirfd: number, name: string, flags: number): void {
   const f = libc();
   check("unlink", f.unlinkat(dirfd, cstr(name), flags), name);
+}
+
+export function mkdirat(dirfd: number, name: string, mode: number): void {
+  const f = libc();
+  check("mkdir", f.mkdirat(dirfd, cstr(name), mode), name);
+}
+
+export const RENAME_NOREPLACE = 1;
+export const RENAME_EXCHANGE = 2;
+
+export function renameat2(
+  fromDir: number,
+  from: string,
+  toDir: number,
+  to: string,
+  flags: number,
+): void {
+  const f = libc();
+  check("rename", f.renameat2(fromDir, cstr(from), toDir, cstr(to), flags), from);
 }
 
 export function rewind(fd: number): void {
