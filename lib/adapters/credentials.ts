@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import { ConfigError } from "../errors.ts";
 import type { CredentialStore, RegistryAuth } from "../docker.ts";
+import { printable } from "../printable.ts";
 import { type CommandRunner, runCommand } from "./run_command.ts";
 
 /** The key Docker Hub's credentials are stored under. */
@@ -72,13 +73,20 @@ export class DockerConfigCredentialStore implements CredentialStore {
     return entry ? authFromEntry(entry, serveraddress, this.configFile) : null;
   }
 
+  /**
+   * Asks `docker-credential-<name> get`. What the helper prints is never put into an error, and
+   * no error keeps a cause that could quote it (JSON.parse quotes its input): a helper that
+   * echoes the secret and fails would otherwise send it to the status file the bot reads, the
+   * history, the logs and notifications. The error names the helper and its exit code.
+   */
   async #fromHelper(name: string, serveraddress: string): Promise<RegistryAuth | null> {
-    const program = `docker-credential-${name}`;
-    const fail = (why: string, cause?: unknown) =>
+    const program = `docker-credential-${printable(name, 80)}`;
+    const fail = (why: string) =>
       new ConfigError(`credential helper ${program} failed: ${why}`, {
         object: this.configFile,
-        cause,
-        hint: `check that ${program} is on PATH and works: echo ${serveraddress} | ${program} get`,
+        hint: `check that ${program} is on PATH and works: echo ${
+          printable(serveraddress, 200)
+        } | ${program} get (its output is not shown here: it can hold the secret)`,
       });
     let result;
     try {
@@ -88,23 +96,31 @@ export class DockerConfigCredentialStore implements CredentialStore {
         env: helperEnv(this.#env),
       });
     } catch (err) {
-      throw fail(err instanceof Deno.errors.NotFound ? "not found" : String(err), err);
+      // Spawning failed: nothing of the helper's output exists yet, only the reason.
+      throw fail(err instanceof Deno.errors.NotFound ? "not found" : printable(String(err), 200));
     }
     if (result.code !== 0) {
       // The helpers' way of saying "nothing stored for this server".
       if (/credentials not found/i.test(result.stdout + result.stderr)) return null;
       if (result.code === 124) throw fail(`no answer within ${this.#timeoutMs / 1000} s`);
-      throw fail((result.stderr || result.stdout).trim() || `exit code ${result.code}`);
+      throw fail(`exit code ${result.code}`);
     }
-    let creds: { Username?: string; Secret?: string };
+    let creds: unknown;
     try {
       creds = JSON.parse(result.stdout);
-    } catch (err) {
-      throw fail("its answer is not JSON", err);
+    } catch {
+      creds = undefined;
     }
-    if (!creds.Secret) return null;
-    if (creds.Username === "<token>") return { identitytoken: creds.Secret, serveraddress };
-    return { username: creds.Username ?? "", password: creds.Secret, serveraddress };
+    if (typeof creds !== "object" || creds === null) {
+      throw fail("exit code 0, but its answer is not a JSON object");
+    }
+    const { Username, Secret } = creds as Record<string, unknown>;
+    if (!Secret) return null;
+    if (typeof Secret !== "string" || (Username !== undefined && typeof Username !== "string")) {
+      throw fail("exit code 0, but Username and Secret in its answer are not strings");
+    }
+    if (Username === "<token>") return { identitytoken: Secret, serveraddress };
+    return { username: Username ?? "", password: Secret, serveraddress };
   }
 }
 

@@ -7,7 +7,7 @@
  * Docker 29, which refuses anything below 1.44.
  */
 
-import { DockerError } from "../errors.ts";
+import { DockerError, errorText } from "../errors.ts";
 import { familiarRepository, parseImageRef, repositoryOf } from "../image_ref.ts";
 import type {
   ContainerConfig,
@@ -280,6 +280,17 @@ export class SocketDockerEngine implements DockerEngine {
   // ---- images ------------------------------------------------------------------------------
 
   async pullImage(ref: string, options: PullOptions = {}): Promise<void> {
+    try {
+      await this.#pull(ref, options);
+    } catch (err) {
+      // The registry's answer reaches us through the daemon's message, and a registry (or a
+      // proxy) may echo the Authorization it got: the error goes to the status file the bot
+      // reads, so the credentials sent are cut out of it, wherever and however encoded.
+      throw options.auth ? redactError(err, secretsOf(options.auth)) : err;
+    }
+  }
+
+  async #pull(ref: string, options: PullOptions): Promise<void> {
     const parsed = parseImageRef(ref);
     const headers: Record<string, string> = {};
     if (options.auth) headers["X-Registry-Auth"] = encodeRegistryAuth(options.auth);
@@ -447,6 +458,56 @@ export function compareVersions(a: string, b: string): number {
     if (d !== 0) return d;
   }
   return 0;
+}
+
+/** The strings that give the credentials away: the secrets and their usual encodings. */
+export function secretsOf(auth: RegistryAuth): string[] {
+  const b64 = (text: string) => {
+    let binary = "";
+    for (const b of new TextEncoder().encode(text)) binary += String.fromCharCode(b);
+    return btoa(binary);
+  };
+  const header = encodeRegistryAuth(auth);
+  const out = [header, header.replace(/=+$/, ""), header.replaceAll("-", "+").replaceAll("_", "/")];
+  for (const secret of [auth.password, auth.identitytoken]) {
+    if (secret) out.push(secret, encodeURIComponent(secret), JSON.stringify(secret).slice(1, -1));
+  }
+  if (auth.password) {
+    const basic = b64(`${auth.username ?? ""}:${auth.password}`);
+    out.push(basic, basic.replace(/=+$/, ""));
+  }
+  // Very short strings would cut ordinary words out of messages; they protect nothing anyway.
+  return [...new Set(out)].filter((s) => s.length >= 4).sort((a, b) => b.length - a.length);
+}
+
+/** `text` with each secret, and any `Basic …`/`Bearer …` credential, replaced by `[redacted]`. */
+export function redactSecrets(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) out = out.replaceAll(secret, "[redacted]");
+  return out.replace(/\b(Basic|Bearer)\s+[A-Za-z0-9._~+/=-]{6,}/gi, "$1 [redacted]");
+}
+
+/**
+ * The error with its message and hint redacted, and without its cause (the cause chain is
+ * rendered too, and may quote the same answer unredacted).
+ */
+function redactError(err: unknown, secrets: readonly string[]): unknown {
+  if (!(err instanceof Error)) return err;
+  const text = errorText(err);
+  if (!(err instanceof DockerError) && redactSecrets(text, secrets) === text) return err;
+  const cause = err.cause;
+  const why = cause instanceof Error && !err.message.includes(cause.message)
+    ? `: ${errorText(cause)}`
+    : "";
+  const message = redactSecrets(`${err.message}${why}`, secrets);
+  if (err instanceof DockerError) {
+    return new DockerError(message, {
+      status: err.status,
+      object: err.object === undefined ? undefined : redactSecrets(err.object, secrets),
+      hint: err.hint === undefined ? undefined : redactSecrets(err.hint, secrets),
+    });
+  }
+  return new DockerError(message, {});
 }
 
 /** The `X-Registry-Auth` header: base64url of the JSON auth config. */

@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { canonicalHost, DockerConfigCredentialStore } from "../../lib/adapters/credentials.ts";
 import type { CommandRunner, RunCommandOptions } from "../../lib/adapters/run_command.ts";
-import { ConfigError } from "../../lib/errors.ts";
+import { ConfigError, errorText } from "../../lib/errors.ts";
+import { loadConfig } from "../../lib/config.ts";
+import { MemoryLogger } from "../../lib/log.ts";
+import { runUpdate } from "../../lib/update/run.ts";
+import { FakeDockerEngine } from "../fakes/docker.ts";
+import { FakeClock, FakeJournal, FakeLastUpdate, FakeLock, FakeStatus } from "../fakes/state.ts";
 
 const FILE = "/cfg/config.json";
 
@@ -146,7 +151,7 @@ Deno.test("a failing or missing helper is a ConfigError that names the helper", 
   );
   await assert.rejects(failing.lookup("r.example.com"), (err: unknown) => {
     assert.ok(err instanceof ConfigError);
-    assert.match(err.message, /docker-credential-pass failed: gpg: decryption failed/);
+    assert.match(err.message, /docker-credential-pass failed: exit code 1$/);
     return true;
   });
   const missing = store(
@@ -154,4 +159,78 @@ Deno.test("a failing or missing helper is a ConfigError that names the helper", 
     () => Promise.reject(new Deno.errors.NotFound("no such file")),
   );
   await assert.rejects(missing.lookup("r.example.com"), /docker-credential-nope failed: not found/);
+});
+
+const SECRET = "s3cr3t-T0ken-value";
+
+Deno.test("nothing a failing helper prints reaches the error: it names the helper and its exit code", async () => {
+  for (
+    const answer of [
+      { code: 1, stdout: `{"Username":"bot","Secret":"${SECRET}"}`, stderr: `auth ${SECRET}` },
+      { code: 3, stdout: SECRET, stderr: "" },
+      { code: 0, stdout: `not json ${SECRET}`, stderr: SECRET },
+      { code: 0, stdout: `"${SECRET}"`, stderr: "" },
+      { code: 0, stdout: `{"Username":["${SECRET}"],"Secret":{"x":"${SECRET}"}}`, stderr: "" },
+    ]
+  ) {
+    const s = store({ credsStore: "leaky" }, () => Promise.resolve(answer));
+    await assert.rejects(s.lookup("r.example.com"), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      const all = `${errorText(err)} ${err.hint} ${err.stack} ${JSON.stringify(err)}`;
+      assert.ok(!all.includes(SECRET), `leaked: ${all}`);
+      assert.match(
+        err.message,
+        new RegExp(`docker-credential-leaky failed: exit code ${answer.code}`),
+      );
+      return true;
+    });
+  }
+});
+
+Deno.test("a helper that runs out of time is named, and nothing it printed is shown", async () => {
+  const s = store(
+    { credsStore: "slow" },
+    () => Promise.resolve({ code: 124, stdout: SECRET, stderr: SECRET }),
+  );
+  await assert.rejects(s.lookup("r.example.com"), (err: unknown) => {
+    assert.ok(!errorText(err).includes(SECRET));
+    assert.match(errorText(err), /docker-credential-slow failed: no answer within/);
+    return true;
+  });
+});
+
+Deno.test("an update whose helper echoes the secret and fails keeps it out of the status file, the history and the logs", async () => {
+  const clock = new FakeClock();
+  const docker = new FakeDockerEngine({ now: () => clock.now() });
+  const image = "registry.example.com/org/bot";
+  docker.addImage(`${image}:1`, {});
+  docker.publishImage(`${image}:2`, {});
+  await docker.runContainer("bot", { Image: `${image}:1` });
+  const status = new FakeStatus();
+  const logger = new MemoryLogger();
+  const report = await runUpdate(
+    {
+      docker,
+      credentials: store({ credsStore: "leaky" }, () =>
+        Promise.resolve({
+          code: 1,
+          stdout: `{"ServerURL":"registry.example.com","Username":"bot","Secret":"${SECRET}"}`,
+          stderr: `error: cannot store ${SECRET}`,
+        })),
+      clock,
+      logger,
+      lock: new FakeLock(),
+      journal: new FakeJournal(),
+      status,
+      lastUpdate: new FakeLastUpdate(),
+      pid: 1,
+    },
+    loadConfig({ env: {}, readTextFile: () => null, flags: { container: "bot" } }),
+    { image: `${image}:2`, source: "trigger" },
+  );
+  assert.equal(report.outcome, "failed");
+  assert.match(report.error ?? "", /docker-credential-leaky failed: exit code 1/);
+  const everything = JSON.stringify([report, status.current, status.history, logger.lines]);
+  assert.ok(!everything.includes(SECRET), everything);
+  assert.ok(status.history.length > 0 && status.current !== null);
 });

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { SocketDockerEngine } from "../../lib/adapters/docker_engine.ts";
-import { DockerError } from "../../lib/errors.ts";
+import { DockerError, errorText } from "../../lib/errors.ts";
 
 interface FakeDaemon {
   socketPath: string;
@@ -276,6 +276,70 @@ for (
       });
       assert.equal(id, "c0ffee");
       assert.deepEqual(seen, calls);
+    } finally {
+      engine.close();
+      await daemon.close();
+    }
+  });
+}
+
+const PULL_AUTH = {
+  username: "bot",
+  password: "pa55-w0rd-secret",
+  serveraddress: "registry.example.com",
+};
+
+/** Every form in which the credentials could show up in an error. */
+function leaks(text: string, header: string): string[] {
+  const basic = btoa(`${PULL_AUTH.username}:${PULL_AUTH.password}`);
+  return [PULL_AUTH.password, header, basic, basic.replace(/=+$/, "")].filter((s) =>
+    text.includes(s)
+  );
+}
+
+for (
+  const [label, answer] of [
+    [
+      "a refused pull whose answer echoes the credentials",
+      (header: string) =>
+        Response.json({
+          message: `unauthorized: Basic ${
+            btoa(`${PULL_AUTH.username}:${PULL_AUTH.password}`)
+          } X-Registry-Auth: ${header} password=${PULL_AUTH.password}`,
+        }, { status: 500 }),
+    ],
+    [
+      "an error line in the pull stream that echoes the credentials",
+      (header: string) =>
+        pullStream(
+          [JSON.stringify({
+            errorDetail: { message: `denied for ${header}, Bearer ${PULL_AUTH.password}` },
+          })],
+          10,
+          false,
+        ),
+    ],
+  ] as const
+) {
+  Deno.test(`${label}: the error keeps neither the secret nor the auth header`, async () => {
+    let header = "";
+    const daemon = await fakeDaemon(ENGINE_20, (req) => {
+      header = req.headers.get("X-Registry-Auth") ?? "";
+      return answer(header);
+    });
+    const engine = new SocketDockerEngine({ socketPath: daemon.socketPath, pullStallMs: 5_000 });
+    try {
+      await assert.rejects(
+        engine.pullImage("registry.example.com/hyperbot/app:v2", { auth: PULL_AUTH }),
+        (err: unknown) => {
+          assert.ok(err instanceof DockerError);
+          assert.ok(header.length > 0, "the fake daemon got no auth header");
+          const all = `${errorText(err)} ${err.hint ?? ""} ${err.stack}`;
+          assert.deepEqual(leaks(all, header), [], all);
+          assert.match(err.message, /\[redacted\]/);
+          return true;
+        },
+      );
     } finally {
       engine.close();
       await daemon.close();
