@@ -199,7 +199,10 @@ Deno.test("compose: a rolled-back update leaves the project files untouched, byt
   try {
     await compose(p, ["up", "-d"]);
     const before = await snapshot(p);
-    const r = await update(p, IMAGES.crash);
+    // The crash image exits about 1 s after its start: verify longer than that (no race).
+    const r = await runCli(["update", IMAGES.crash, ...p.args, "--stable-seconds", "5"], {
+      env: { DOCKER_CONFIG: TEST_DOCKER_CONFIG },
+    });
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stdout, /rolled_back/);
     assert.deepEqual(await snapshot(p), before, "no change, no backup");

@@ -161,6 +161,23 @@ function update(bot: Bot, ...args: string[]) {
   return runCli(["update", ...args, ...bot.args], { env: bot.env });
 }
 
+/**
+ * Like update(), with settings that win over the bot's (a flag written later wins). The crash
+ * image exits about 1 s after its start: verifying it for startBot's 1 s would be a race, so
+ * the tests that deploy it verify for 5 s.
+ */
+function updateWith(bot: Bot, settings: Record<string, string>, ...args: string[]) {
+  const extra = Object.entries(settings).flatMap(([flag, value]) => [flag, value]);
+  return runCli(["update", ...args, ...bot.args, ...extra], { env: bot.env });
+}
+
+/** How long the update's verify step took, in ms, from the status file. */
+async function verifyMs(bot: Bot): Promise<number> {
+  const step = (await statusFile(bot)).steps.find((s: { name: string }) => s.name === "verify");
+  assert.ok(step?.finishedAt, "the status file has a finished verify step");
+  return Date.parse(step.finishedAt) - Date.parse(step.startedAt);
+}
+
 /** The settings an operator gave the container, which an update must keep. */
 function settings(c: ContainerInspect) {
   const h = c.HostConfig as Record<string, unknown>;
@@ -290,7 +307,7 @@ for (
     try {
       await writeData(bot);
       const before = await inspect(bot.name);
-      const r = await update(bot, image);
+      const r = await updateWith(bot, { "--stable-seconds": "5" }, image);
       assert.equal(r.code, 1, r.stdout + r.stderr);
       assert.match(r.stdout, /rolled_back/);
       const after = await inspect(bot.name);
@@ -308,6 +325,50 @@ for (
     }
   });
 }
+
+Deno.test("an image with a HEALTHCHECK must be healthy and then up for stableSeconds", async () => {
+  const bot = await startBot(IMAGES["healthy-v1"]);
+  try {
+    // healthy-v2 is healthy about 1 s after its start: the update still waits out the 4 s.
+    const r = await updateWith(bot, { "--stable-seconds": "4" }, IMAGES["healthy-v2"]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const after = await inspect(bot.name);
+    assert.equal(after.Config.Image, IMAGES["healthy-v2"]);
+    assert.equal(after.State.Health?.Status, "healthy");
+    const ms = await verifyMs(bot);
+    assert.ok(ms >= 4_000, `verified after ${ms} ms, inside the stable window`);
+  } finally {
+    await removeBot(bot);
+  }
+});
+
+Deno.test("an image that is 'starting' for a while is waited for until healthy", async () => {
+  const bot = await startBot(IMAGES.v1);
+  try {
+    // slow-healthy: starting for about 3 s, then healthy; stableSeconds alone (1) is shorter.
+    const r = await updateWith(bot, { "--health-timeout": "60" }, IMAGES["slow-healthy"]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal((await inspect(bot.name)).State.Health?.Status, "healthy");
+    const ms = await verifyMs(bot);
+    assert.ok(ms >= 2_500, `verified after ${ms} ms, before the image could be healthy`);
+  } finally {
+    await removeBot(bot);
+  }
+});
+
+Deno.test("an image not healthy within healthTimeoutSeconds is rolled back", async () => {
+  const bot = await startBot(IMAGES.v1);
+  try {
+    const before = await inspect(bot.name);
+    const r = await updateWith(bot, { "--health-timeout": "1" }, IMAGES["slow-healthy"]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /rolled_back/);
+    assert.match((await statusFile(bot)).error, /did not become healthy within 1s/);
+    assert.equal((await inspect(bot.name)).Id, before.Id);
+  } finally {
+    await removeBot(bot);
+  }
+});
 
 Deno.test("update rolls back when the new container cannot start because its port is taken", async () => {
   const port = 20000 + Math.floor(Math.random() * 20000);
