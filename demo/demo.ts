@@ -4,7 +4,7 @@
  * Needs a Docker daemon, /bin/busybox (Debian: busybox-static) and the `docker-registry`
  * binary (Debian: docker-registry). Nothing from the internet.
  *
- *   1. a throwaway registry on 127.0.0.1:5055 in a temporary folder: hyperbot-ops always pulls
+ *   1. a throwaway registry on a free loopback port, in a temporary folder: hyperbot-ops always pulls
  *      before it updates (so the image is complete before the bot is stopped), and a pull
  *      needs a registry; images that exist only locally cannot be pulled
  *   2. three tiny images built FROM scratch with busybox: bot:1, bot:2 and bot:broken
@@ -18,9 +18,10 @@
 import { RUN_FLAGS } from "../lib/runtime_flags.ts";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { type DemoRegistry, startDemoRegistry } from "./registry.ts";
 
-const REGISTRY = "127.0.0.1:5055";
-const REPO = `${REGISTRY}/hyperbot-demo/bot`;
+/** The demo images' repository, on the registry's port (set once the registry runs). */
+let REPO = "";
 const BOT = "hyperbot-demo-bot";
 const BASE_IMAGE = "hyperbot-demo/base:busybox";
 const BUSYBOX = "/bin/busybox";
@@ -87,7 +88,7 @@ async function hyperbotOps(args: string[]): Promise<Output> {
 // ---- what has to be undone ------------------------------------------------------------------
 
 let base = "";
-let registry: Deno.ChildProcess | null = null;
+let registry: DemoRegistry | null = null;
 let watch: Deno.ChildProcess | null = null;
 let cleaning: Promise<void> | null = null;
 
@@ -103,16 +104,16 @@ function cleanup(): Promise<void> {
     }
     await run("docker", ["rm", "-f", BOT, `${BOT}-previous`, `${BOT}-updating`]);
     say(`container ${BOT} removed`);
-    const images = (await run("docker", ["images", "-q", "--filter", `reference=${REPO}`])).stdout;
-    await run("docker", ["rmi", "-f", ...new Set(images.split("\n").filter(Boolean))]);
+    if (REPO) {
+      const images = (await run("docker", ["images", "-q", "--filter", `reference=${REPO}`]))
+        .stdout;
+      await run("docker", ["rmi", "-f", ...new Set(images.split("\n").filter(Boolean))]);
+    }
     await run("docker", ["rmi", BASE_IMAGE]);
     say("demo images removed");
     if (registry) {
-      try {
-        registry.kill("SIGTERM");
-      } catch { /* gone */ }
-      await registry.status;
-      say(`registry on ${REGISTRY} stopped`);
+      await registry.stop();
+      say(`registry on ${registry.address} stopped`);
     }
     if (base) {
       await Deno.remove(base, { recursive: true }).catch(() => {});
@@ -144,47 +145,22 @@ async function preflight() {
       "the docker-registry binary is missing; install it: apt-get install docker-registry",
     );
   }
-  const used = await fetch(`http://${REGISTRY}/v2/`, { signal: AbortSignal.timeout(1000) })
-    .then((r) => (r.body?.cancel(), true), () => false);
-  if (used) {
-    throw new Error(`something already listens on ${REGISTRY}; stop it or run the demo later`);
-  }
   const leftover = await run("docker", ["inspect", BOT]);
   if (leftover.code === 0) {
     throw new Error(
       `a container named ${BOT} exists (an earlier demo?); remove it: docker rm -f ${BOT}`,
     );
   }
-  say(`${BUSYBOX}, docker-registry, port ${REGISTRY.split(":")[1]} free: ok`);
+  say(`${BUSYBOX}, docker-registry: ok`);
 }
 
 async function startRegistry() {
-  step(`Start a throwaway registry on ${REGISTRY}`);
+  step("Start a throwaway registry on a free loopback port");
   say("hyperbot-ops pulls the new image completely before it stops the bot, so it needs a");
   say("registry to pull from. This one lives in the demo's temporary folder and has no auth.");
-  const config = join(base, "registry.yml");
-  await Deno.writeTextFile(
-    config,
-    `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${
-      join(base, "registry")
-    }\nhttp:\n  addr: ${REGISTRY}\n`,
-  );
-  registry = new Deno.Command("docker-registry", {
-    args: ["serve", config],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  for (let i = 0; i < 100; i++) {
-    const ok = await fetch(`http://${REGISTRY}/v2/`, { signal: AbortSignal.timeout(500) })
-      .then((r) => (r.body?.cancel(), r.ok), () => false);
-    if (ok) {
-      say(`registry up (pid ${registry.pid})`);
-      return;
-    }
-    await sleep(100);
-  }
-  throw new Error(`the registry did not answer on ${REGISTRY} within 10 s`);
+  registry = await startDemoRegistry(base);
+  REPO = `${registry.address}/hyperbot-demo/bot`;
+  say(`registry up on ${registry.address} (pid ${registry.process.pid})`);
 }
 
 const BOT_CMD = (version: string) =>
