@@ -8,7 +8,7 @@
  * another image; `off` does neither.
  */
 
-import type { Containers } from "../docker.ts";
+import type { ContainerInfo, Containers, Images } from "../docker.ts";
 import { errorText } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import {
@@ -20,7 +20,7 @@ import {
   resolveImageSource,
   sameImage,
 } from "./plan.ts";
-import { type ComposeProject, detectComposeProject } from "./project.ts";
+import { type ComposeDetection, type ComposeProject, detectComposeProject } from "./project.ts";
 
 export type ComposeMode = "pin" | "warn" | "off";
 export const COMPOSE_MODES: readonly ComposeMode[] = ["pin", "warn", "off"];
@@ -44,7 +44,7 @@ export interface ComposeFiles {
 }
 
 export interface PinDeps {
-  docker: Pick<Containers, "inspectContainer">;
+  docker: ComposeDocker;
   files: ComposeFiles;
   logger: Logger;
 }
@@ -71,7 +71,7 @@ export async function pinComposeImage(
   if (mode === "off") return NOTHING;
   try {
     const info = await deps.docker.inspectContainer(container);
-    const detection = detectComposeProject(info?.labels);
+    const detection = await detect(deps.docker, info);
     if (!detection.managed) return NOTHING;
     if (detection.project === null) {
       return warnOnly(
@@ -128,7 +128,7 @@ export async function pinComposeImage(
  * Returns the warnings for the report. Never throws.
  */
 export async function pinAfterUpdate(
-  deps: { docker: Pick<Containers, "inspectContainer">; composeFiles?: ComposeFiles },
+  deps: { docker: ComposeDocker; composeFiles?: ComposeFiles },
   mode: ComposeMode,
   container: string,
   image: string | null,
@@ -165,10 +165,9 @@ export interface ComposeAgreement {
  */
 export async function checkComposeAgreement(
   files: ComposeFiles,
-  labels: Record<string, string> | null | undefined,
+  detection: ComposeDetection,
   runningImage: string,
 ): Promise<ComposeAgreement | null> {
-  const detection = detectComposeProject(labels);
   if (!detection.managed) return null;
   const base = { file: null, line: null, composeImage: null, runningImage, agrees: null };
   if (detection.project === null) {
@@ -195,15 +194,37 @@ export async function checkComposeAgreement(
 
 /** `status`'s compose line for `container`: null when `off` or not compose-managed. Never throws. */
 export async function composeStatus(
-  docker: Pick<Containers, "inspectContainer">,
+  docker: ComposeDocker,
   files: ComposeFiles,
   mode: ComposeMode,
   container: string,
 ): Promise<ComposeAgreement | null> {
   if (mode === "off") return null;
-  const info = await docker.inspectContainer(container).catch(() => null);
-  if (!info) return null;
-  return await checkComposeAgreement(files, info.labels, info.imageRef);
+  try {
+    const info = await docker.inspectContainer(container);
+    if (!info) return null;
+    return await checkComposeAgreement(files, await detect(docker, info), info.imageRef);
+  } catch {
+    return null;
+  }
+}
+
+/** What pinning needs from Docker: the container, and its image's own labels. */
+export type ComposeDocker = Pick<Containers, "inspectContainer"> & Pick<Images, "inspectImage">;
+
+/** The compose project of a container, not trusting compose labels its image brought along. */
+async function detect(
+  docker: ComposeDocker,
+  info: ContainerInfo | null,
+): Promise<ComposeDetection> {
+  if (!info) return { managed: false };
+  const plain = detectComposeProject(info.labels, {});
+  if (!plain.managed) return plain;
+  const image = await docker.inspectImage(info.imageId);
+  return detectComposeProject(
+    info.labels,
+    image ? image.config.Labels : { "com.docker.compose.unknown": "the image is not present" },
+  );
 }
 
 async function readProject(files: ComposeFiles, project: ComposeProject): Promise<FileTexts> {

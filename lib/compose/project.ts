@@ -37,17 +37,29 @@ export type ComposeDetection =
   | { managed: true; project: null; projectName: string; reason: string };
 
 /**
- * Reads the compose labels of a container. Pure. A container without the project label is not
+ * Reads the compose labels of a container (`imageLabels`: those of the image it runs). Pure. A container without the project label is not
  * managed by compose; one whose labels lack the service, folder or files (an old compose, or
  * labels set by hand) is managed but cannot be pinned, and the reason says which label is
  * missing.
  */
 export function detectComposeProject(
   labels: Record<string, string> | null | undefined,
+  imageLabels: Record<string, string> | null | undefined,
 ): ComposeDetection {
   const l = labels ?? {};
   const projectName = l[COMPOSE_LABELS.project];
   if (!projectName) return { managed: false };
+  // Docker shows an image's labels on its containers. Compose labels that came with the image
+  // are the registry's word, not compose's: they must not choose which host files get edited.
+  if (Object.keys(imageLabels ?? {}).some((k) => k.startsWith("com.docker.compose."))) {
+    return {
+      managed: true,
+      project: null,
+      projectName,
+      reason: "the image itself carries com.docker.compose.* labels, so the container's labels " +
+        "do not reliably name the compose files",
+    };
+  }
   const missing = (label: string) => ({
     managed: true as const,
     project: null,

@@ -8,6 +8,7 @@ import { loadConfig } from "../../lib/config.ts";
 import { MemoryLogger } from "../../lib/log.ts";
 import { runUpdate, type UpdateDeps } from "../../lib/update/run.ts";
 import { checkComposeAgreement } from "../../lib/compose/pin.ts";
+import { detectComposeProject } from "../../lib/compose/project.ts";
 import { FakeComposeFiles } from "../fakes/compose.ts";
 import { FakeDockerEngine, type FakeDockerOptions } from "../fakes/docker.ts";
 import { FakeClock, FakeJournal, FakeLastUpdate, FakeLock, FakeStatus } from "../fakes/state.ts";
@@ -146,15 +147,25 @@ Deno.test("a compose file that is a symbolic link is not pinned and the warning 
 
 Deno.test("status agreement: agrees, disagrees, cannot tell", async () => {
   const files = new FakeComposeFiles({ [YML]: COMPOSE_YML });
-  const yes = await checkComposeAgreement(files, LABELS, V1);
+  const yes = await checkComposeAgreement(files, detectComposeProject(LABELS, {}), V1);
   assert.equal(yes?.agrees, true);
   assert.equal(yes?.line, 4);
-  const no = await checkComposeAgreement(files, LABELS, V2);
+  const no = await checkComposeAgreement(files, detectComposeProject(LABELS, {}), V2);
   assert.equal(no?.agrees, false);
   assert.equal(no?.composeImage, V1);
   files.files.set(YML, "services:\n  app:\n    image: ${X}\n");
-  const unknown = await checkComposeAgreement(files, LABELS, V2);
+  const unknown = await checkComposeAgreement(files, detectComposeProject(LABELS, {}), V2);
   assert.equal(unknown?.agrees, null);
   assert.match(unknown?.reason ?? "", /X is not set/);
-  assert.equal(await checkComposeAgreement(files, { a: "b" }, V2), null);
+  assert.equal(await checkComposeAgreement(files, detectComposeProject({ a: "b" }, {}), V2), null);
+});
+
+Deno.test("compose labels that came with the image are not trusted: nothing edited, a warning", async () => {
+  const w = await world({ [YML]: COMPOSE_YML });
+  // A hostile image names host files through labels; Docker shows them on its containers.
+  w.docker.publishImage(V2, { Env: ["PATH=/bin"], Labels: LABELS });
+  const report = await runUpdate(w.deps, config(), { image: V2, source: "cli" });
+  assert.equal(report.outcome, "updated");
+  assert.deepEqual(w.compose.replaced, []);
+  assert.match(report.warnings.join("\n"), /the image itself carries com.docker.compose/);
 });

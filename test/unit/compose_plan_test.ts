@@ -383,13 +383,14 @@ Deno.test(".env parsing: the first line, a later line, unrelated look-alikes", (
 });
 
 Deno.test("compose labels: v1 and v2 sets, relative files, missing labels", () => {
-  const v1 = detectComposeProject({
+  const v1Labels = {
     "com.docker.compose.project": "trading",
     "com.docker.compose.service": "app",
     "com.docker.compose.project.working_dir": "/opt/trading-system",
     "com.docker.compose.project.config_files": "docker-compose.yml,/etc/extra.yml",
     "com.docker.compose.version": "1.29.2",
-  });
+  };
+  const v1 = detectComposeProject(v1Labels, { "org.opencontainers.image.version": "1" });
   assert.deepEqual(v1.managed && v1.project, {
     project: "trading",
     service: "app",
@@ -405,18 +406,23 @@ Deno.test("compose labels: v1 and v2 sets, relative files, missing labels", () =
     "com.docker.compose.project.config_files": "/srv/bot/compose.yaml",
     "com.docker.compose.project.environment_file": "/srv/bot/prod.env",
     "com.docker.compose.version": "2.24.5",
-  });
+  }, {});
   assert.deepEqual(v2.managed && v2.project && v2.project.envFiles, ["/srv/bot/prod.env"]);
-  assert.deepEqual(detectComposeProject({ other: "x" }), { managed: false });
-  assert.deepEqual(detectComposeProject(null), { managed: false });
-  const partial = detectComposeProject({ "com.docker.compose.project": "trading" });
+  assert.deepEqual(detectComposeProject({ other: "x" }, {}), { managed: false });
+  assert.deepEqual(detectComposeProject(null, {}), { managed: false });
+  const partial = detectComposeProject({ "com.docker.compose.project": "trading" }, {});
   assert.equal(partial.managed && partial.project, null);
   assert.match(partial.managed && partial.project === null ? partial.reason : "", /service/);
+  const fromImage = detectComposeProject(v1Labels, { "com.docker.compose.project": "x" });
+  assert.match(
+    fromImage.managed && fromImage.project === null ? fromImage.reason : "",
+    /image itself/,
+  );
   const stdin = detectComposeProject({
     "com.docker.compose.project": "t",
     "com.docker.compose.service": "app",
     "com.docker.compose.project.working_dir": "/x",
     "com.docker.compose.project.config_files": "-",
-  });
+  }, {});
   assert.match(stdin.managed && stdin.project === null ? stdin.reason : "", /standard input/);
 });

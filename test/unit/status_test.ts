@@ -248,8 +248,13 @@ Deno.test("status shows whether a compose bot's compose file names the running i
   const files = new FakeComposeFiles({
     [yml]: "services:\n  app:\n    image: 127.0.0.1:5000/hyperbot/app:v1\n",
   });
-  deps.docker = { inspectContainer: () => Promise.resolve({ ...BOT, labels }) };
-  deps.compose = (c) => composeStatus(deps.docker, files, "pin", c);
+  const docker = {
+    inspectContainer: () => Promise.resolve({ ...BOT, labels }),
+    inspectImage: () =>
+      Promise.resolve({ id: BOT.imageId, repoTags: [], repoDigests: [], created: "", config: {} }),
+  };
+  deps.docker = docker;
+  deps.compose = (c) => composeStatus(docker, files, "pin", c);
 
   const stale = await gatherStatus(deps, config);
   assert.equal(stale.compose?.agrees, false);
@@ -278,7 +283,7 @@ Deno.test("status shows whether a compose bot's compose file names the running i
     /➖ Compose .*cannot tell.*BOT_IMAGE is not set/,
   );
 
-  deps.compose = (c) => composeStatus(deps.docker, files, "off", c);
+  deps.compose = (c) => composeStatus(docker, files, "off", c);
   const off = await gatherStatus(deps, config);
   assert.equal(off.compose, null);
   assert.doesNotMatch(renderStatus(off, { color: false }), /Compose/);
