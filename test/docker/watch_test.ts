@@ -6,8 +6,10 @@
  * Each test has its own temp base dir and container `hbt-watch-<name>-<rand>`, and removes
  * both. keepImages is high so that no test removes the shared test images.
  *
- * The Docker daemon restart test runs only with HYPERBOT_TEST_RESTART_DOCKER=1 (.ci/run sets
- * it): the daemon is shared with other test suites, so it is opt-in, and it runs last.
+ * The Docker daemon restart test runs only with HYPERBOT_TEST_RESTART_DOCKER=1, which
+ * `bash scripts/test.sh` (the README's command, and CI's) sets unless it is 0; a bare
+ * `deno test` leaves it out, since the daemon may be shared. Skipped, it is named in
+ * test.sh's summary line. It runs last.
  */
 
 import assert from "node:assert/strict";
