@@ -240,6 +240,9 @@ class WatchLoop {
   // ---- loop --------------------------------------------------------------------------
 
   private async loop(): Promise<void> {
+    // The watch starts before the first look, so a trigger written between the two is not left
+    // to the rescan.
+    await this.folder.check();
     await this.setState("idle");
     // A trigger written while we were down, or claims waiting, are looked at at once.
     let due = true;
