@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { loadConfig } from "../../lib/config.ts";
 import { MemoryLogger } from "../../lib/log.ts";
 import { runUpdate, type UpdateDeps } from "../../lib/update/run.ts";
+import { recoverFromJournal } from "../../lib/update/recover.ts";
 import { checkComposeAgreement } from "../../lib/compose/pin.ts";
 import { detectComposeProject } from "../../lib/compose/project.ts";
 import { FakeComposeFiles } from "../fakes/compose.ts";
@@ -168,4 +169,26 @@ Deno.test("compose labels that came with the image are not trusted: nothing edit
   assert.equal(report.outcome, "updated");
   assert.deepEqual(w.compose.replaced, []);
   assert.match(report.warnings.join("\n"), /the image itself carries com.docker.compose/);
+});
+
+Deno.test("an update killed after verification and finished by recovery pins; one killed before does not", async () => {
+  for (const [step, pinned] of [["cleanup", true], ["verify", false]] as const) {
+    const w = await world({ [YML]: COMPOSE_YML });
+    let reached = false;
+    const dying: UpdateDeps = {
+      ...w.deps,
+      beforeStep: (s) => {
+        if (s !== step) return;
+        reached = true;
+        return new Promise<void>(() => {}); // never returns: the process is gone
+      },
+    };
+    void runUpdate(dying, config(), { image: V2, source: "trigger" });
+    for (let i = 0; i < 200 && !reached; i++) await new Promise((r) => setTimeout(r, 0));
+    assert.ok(reached, step);
+    assert.deepEqual(w.compose.replaced, [], `${step}: nothing pinned before the end`);
+    const report = await recoverFromJournal({ ...w.deps, lock: new FakeLock() }, config());
+    assert.equal(report?.outcome, pinned ? "updated" : "rolled_back", step);
+    assert.equal(w.compose.files.get(YML), pinned ? COMPOSE_YML.replace(V1, V2) : COMPOSE_YML);
+  }
 });
