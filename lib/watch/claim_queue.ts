@@ -13,38 +13,9 @@ import type { Logger } from "../log.ts";
 import { elapsedMs, type StatusFile, type UpdateReport } from "../update/report.ts";
 import type { Clock, StatusStore } from "../state.ts";
 import { checkTrigger, peekRequestId, type TriggerRequest } from "./trigger.ts";
+import { TriggerLog } from "./trigger_log.ts";
 
-/**
- * Counts events against a budget per window: `take` says whether this one may be logged and,
- * once per window, how many were suppressed in the window before.
- */
-export class LogBudget {
-  private windowStart = -Infinity;
-  private used = 0;
-  private suppressed = 0;
-
-  constructor(private readonly max: number, private readonly windowMs: number) {}
-
-  take(now: number): { ok: boolean; suppressedBefore: number } {
-    const suppressedBefore = this.roll(now);
-    if (this.used < this.max) {
-      this.used++;
-      return { ok: true, suppressedBefore };
-    }
-    this.suppressed++;
-    return { ok: false, suppressedBefore };
-  }
-
-  /** Ends the window if it is over; returns how many were suppressed in it (0 otherwise). */
-  roll(now: number): number {
-    if (now - this.windowStart < this.windowMs) return 0;
-    const suppressed = this.suppressed;
-    this.windowStart = now;
-    this.used = 0;
-    this.suppressed = 0;
-    return suppressed;
-  }
-}
+export { LogBudget } from "./trigger_log.ts";
 
 export interface ClaimQueueDeps {
   inbox: TriggerInbox;
@@ -57,7 +28,10 @@ export interface ClaimQueueOptions {
   /** First wait after Docker was unreachable; doubles up to maxBackoffMs. */
   backoffMs: number;
   maxBackoffMs: number;
-  /** Rejection log lines (and history lines) allowed per logWindowMs; the rest are counted. */
+  /**
+   * Lines a trigger causes (rejections, supersedes, Docker away, failed writes…) and history
+   * lines of triggers that did not run, allowed per logWindowMs; the rest are counted.
+   */
   maxRejectionLogs: number;
   logWindowMs: number;
 }
@@ -70,7 +44,8 @@ export class ClaimQueue {
   private backoff: number;
   /** The claim last handed towards an update, while it waits for a retry. */
   private lastTried: string | null = null;
-  private readonly budget: LogBudget;
+  /** Every line a trigger causes goes through it (the loop's too). */
+  readonly triggerLog: TriggerLog;
   private rejectedCount = 0;
   private supersededCount = 0;
 
@@ -79,7 +54,12 @@ export class ClaimQueue {
     private readonly config: Pick<Config, "container" | "allowedImages">,
     private readonly o: ClaimQueueOptions,
   ) {
-    this.budget = new LogBudget(o.maxRejectionLogs, o.logWindowMs);
+    this.triggerLog = new TriggerLog(
+      deps.logger,
+      () => this.now(),
+      o.maxRejectionLogs,
+      o.logWindowMs,
+    );
     this.backoff = o.backoffMs;
   }
 
@@ -196,7 +176,7 @@ export class ClaimQueue {
     this.retryAt = 0;
     this.lastTried = null;
     await this.deps.inbox.remove(claim).catch((err) =>
-      this.log.error("cannot remove the claimed trigger", { error: errorText(err) })
+      this.triggerLog.error("cannot remove the claimed trigger", { error: errorText(err) })
     );
   }
 
@@ -206,7 +186,7 @@ export class ClaimQueue {
     try {
       kept = await this.deps.inbox.unmarkStarted(claim);
     } catch (err) {
-      this.log.error("cannot put the trigger back", { error: errorText(err) });
+      this.triggerLog.error("cannot put the trigger back", { error: errorText(err) });
     }
     this.waiting = this.waiting.map((c) => c.stamp === claim.stamp ? kept : c);
     this.retryAt = this.now() + ms;
@@ -224,7 +204,7 @@ export class ClaimQueue {
   async reject(claim: Claim, err: unknown, request: TriggerRequest | null) {
     this.rejectedCount++;
     const reason = errorText(err);
-    const logged = this.takeLogBudget();
+    const logged = this.triggerLog.take();
     if (logged) {
       this.log.warn("trigger rejected", { reason, kind: claim.content.kind, claim: claim.stamp });
     }
@@ -240,12 +220,7 @@ export class ClaimQueue {
 
   /** Ends the log budget's window if it is over, logging how many it left out. */
   flushSuppressed() {
-    const suppressed = this.budget.roll(this.now());
-    if (suppressed > 0) {
-      this.log.warn("rejected or superseded triggers left out of the log and history", {
-        suppressed,
-      });
-    }
+    this.triggerLog.flushSuppressed();
   }
 
   /**
@@ -259,7 +234,7 @@ export class ClaimQueue {
     const newerId = peekRequestId(newer.content);
     // The same request sent again: the newer copy answers for it.
     if (olderId !== undefined && olderId === newerId) {
-      this.log.debug("trigger sent again", { claim: older.stamp, by: newer.stamp });
+      this.triggerLog.debug("trigger sent again", { claim: older.stamp, by: newer.stamp });
       await this.deps.inbox.remove(older).catch(() => {});
       return;
     }
@@ -271,29 +246,15 @@ export class ClaimQueue {
       // Invalid as well: the history line says only that it was superseded.
     }
     // Shares the rejections' budget: a flood of requests cannot flood the history either.
-    if (this.takeLogBudget()) {
+    if (this.triggerLog.take()) {
       this.log.info("trigger superseded by a newer one", { claim: older.stamp, by: newer.stamp });
       try {
         await this.deps.status.appendHistory(this.statusFor(older, request, "rejected", reason));
       } catch (err) {
-        this.log.error("cannot write the history", { error: errorText(err) });
+        this.triggerLog.error("cannot write the history", { error: errorText(err) });
       }
     }
     await this.deps.inbox.remove(older).catch(() => {});
-  }
-
-  /**
-   * Whether one more rejected or superseded trigger may go to the log and history; when a new
-   * window starts, logs how many the window before left out.
-   */
-  private takeLogBudget(): boolean {
-    const budget = this.budget.take(this.now());
-    if (budget.suppressedBefore > 0) {
-      this.log.warn("rejected or superseded triggers left out of the log and history", {
-        suppressed: budget.suppressedBefore,
-      });
-    }
-    return budget.ok;
   }
 
   private statusFor(
@@ -329,7 +290,7 @@ export class ClaimQueue {
       await this.deps.status.write(status);
       if (history) await this.deps.status.appendHistory(status);
     } catch (err) {
-      this.log.error("cannot write the status file", { error: errorText(err) });
+      this.triggerLog.error("cannot write the status file", { error: errorText(err) });
     }
   }
 }

@@ -288,12 +288,10 @@ class WatchLoop {
   private async processOnce(): Promise<void> {
     try {
       const claim = await this.deps.inbox.claim();
-      if (claim) {
-        this.log.debug("claimed trigger", { claim: claim.stamp, kind: claim.content.kind });
-        this.queue.push(claim);
-      }
+      // No line of its own: the rejection, the update or the wait that follows names the claim.
+      if (claim) this.queue.push(claim);
     } catch (err) {
-      this.log.error("cannot claim the trigger", { error: errorText(err) });
+      this.queue.triggerLog.error("cannot claim the trigger", { error: errorText(err) });
     }
     const next = await this.queue.next();
     if (next) await this.handle(next);
@@ -312,7 +310,7 @@ class WatchLoop {
     try {
       await this.deps.ping();
     } catch (err) {
-      await this.dockerAway(err);
+      await this.dockerAway(err, claim);
       return;
     }
     await this.setState("updating");
@@ -320,7 +318,7 @@ class WatchLoop {
     try {
       started = await this.deps.inbox.markStarted(claim, this.now());
       this.queue.started(started);
-      this.log.info("update requested by trigger", {
+      this.queue.triggerLog.info("update requested by trigger", {
         image: request.image,
         requestId: request.requestId,
         force: request.force || undefined,
@@ -337,7 +335,12 @@ class WatchLoop {
       const level = report.outcome === "updated" || report.outcome === "unchanged"
         ? "info"
         : "error";
-      this.log[level](`update ${report.outcome}`, {
+      // An update that changed nothing is cheap to ask for again and again: its line takes the
+      // trigger budget. One that changed the container (or failed to) is always logged.
+      const log = report.outcome === "unchanged" || report.outcome === "rejected"
+        ? this.queue.triggerLog
+        : this.log;
+      log[level](`update ${report.outcome}`, {
         update: report.id,
         requestId: report.requestId,
         image: report.image,
@@ -346,7 +349,8 @@ class WatchLoop {
       await this.queue.done(started);
     } catch (err) {
       if (err instanceof LockedError) {
-        this.log.info("another update holds the lock; the trigger waits", {
+        this.queue.triggerLog.info("another update holds the lock; the trigger waits", {
+          claim: started.stamp,
           error: errorText(err),
         });
         await this.queue.keep(started, this.o.lockRetryMs);
@@ -359,20 +363,21 @@ class WatchLoop {
       }
       if (err instanceof DockerError) {
         await this.queue.keep(started, 0);
-        await this.dockerAway(err);
+        await this.dockerAway(err, started);
         return;
       }
       // A bug or an unexpected failure: report it and drop the trigger rather than loop on it.
-      this.log.error("update failed unexpectedly", { error: errorText(err) });
+      this.queue.triggerLog.error("update failed unexpectedly", { error: errorText(err) });
       await this.queue.fail(claim, request, errorText(err));
       await this.queue.done(started);
     }
     if (this.heartbeat.state === "updating") await this.setState("idle");
   }
 
-  private async dockerAway(err: unknown) {
+  private async dockerAway(err: unknown, claim: Claim) {
     const wait = this.queue.backOff();
-    this.log.warn("Docker daemon unreachable; the trigger is kept and retried", {
+    this.queue.triggerLog.warn("Docker daemon unreachable; the trigger is kept and retried", {
+      claim: claim.stamp,
       error: errorText(err),
       retryInMs: wait,
     });
