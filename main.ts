@@ -29,6 +29,7 @@ import { watchCommand } from "./lib/commands/watch.ts";
 import { healthCommand } from "./lib/commands/health.ts";
 import { statusCommand } from "./lib/commands/status.ts";
 import { installCommand } from "./lib/commands/install.ts";
+import { metricsCommand } from "./lib/commands/metrics.ts";
 
 export const VERSION: string = denoJson.version;
 
@@ -38,6 +39,7 @@ export const COMMANDS: readonly Command[] = [
   healthCommand,
   statusCommand,
   installCommand,
+  metricsCommand,
 ];
 
 export function usage(commands: readonly Command[] = COMMANDS): string {
@@ -78,7 +80,7 @@ export function realContext(): CliContext {
     color: stdoutIsTerminal() && !env.NO_COLOR,
     selfCommand: selfCommand(),
     readTextFile: readTextFileOrNull,
-    host: (config) => new Host(config, env),
+    host: (config) => new Host(config, env, VERSION),
   };
 }
 

@@ -24,6 +24,8 @@ export interface Config {
   dockerHost: string;
   /** After a verified update of a docker compose container: pin its image in the project's files, only warn, or nothing. */
   compose: ComposeMode;
+  /** node_exporter textfile to keep up to date (`.prom`); empty: no file. */
+  metricsFile: string;
   /** The file the settings were read from, or null when it did not exist. */
   configFile: string | null;
 }
@@ -34,7 +36,15 @@ export type ConfigInput = Partial<Record<ConfigKey, unknown>>;
 export const DEFAULT_CONFIG_FILE = "/etc/hyperbot-ops/config.json";
 export const DEFAULT_BASE_DIR = "/opt/trading-system";
 
-type Kind = "path" | "name" | "images" | "seconds" | "count" | "dockerHost" | "compose";
+type Kind =
+  | "path"
+  | "optionalPath"
+  | "name"
+  | "images"
+  | "seconds"
+  | "count"
+  | "dockerHost"
+  | "compose";
 export const CONFIG_KEYS: Record<
   ConfigKey,
   { kind: Kind; env: string; flag: string; doc: string }
@@ -106,7 +116,16 @@ export const CONFIG_KEYS: Record<
     flag: "compose",
     doc: "pin (default), warn or off: the image in a compose project after an update",
   },
+  metricsFile: {
+    kind: "optionalPath",
+    env: "HYPERBOT_OPS_METRICS_FILE",
+    flag: "metrics-file",
+    doc: "Prometheus textfile (*.prom) for node_exporter; empty: off",
+  },
 };
+
+/** Where `install --apply --metrics` points metricsFile: node_exporter's textfile folder on Debian. */
+export const DEFAULT_METRICS_FILE = "/var/lib/node_exporter/textfile_collector/hyperbot_ops.prom";
 
 export interface LoadConfigOptions {
   /** Values from flags (strings as typed, or already typed values). */
@@ -182,6 +201,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     keepImages: value("keepImages") ?? 2,
     dockerHost: value("dockerHost") ?? "unix:///var/run/docker.sock",
     compose: value("compose") ?? "pin",
+    metricsFile: value("metricsFile") ?? "",
     configFile: text === null ? null : file,
   };
   checkFolderSeparation(config, sourceOf, options.realPath ?? Deno.realPathSync);
@@ -200,11 +220,16 @@ function checkFolderSeparation(
   realPath: (path: string) => string,
 ) {
   const data = resolveExisting(config.dataDir, realPath);
-  for (const key of ["stateDir", "logDir"] as const) {
-    const other = resolveExisting(config[key], realPath);
+  for (const key of ["stateDir", "logDir", "metricsFile"] as const) {
+    if (config[key] === "") continue;
+    const other = resolveExisting(
+      key === "metricsFile" ? dirname(config[key]) : config[key],
+      realPath,
+    );
     const problem = isInside(other, data)
       ? `'${key}' (${config[key]}) is inside 'dataDir' (${config.dataDir})`
-      : isInside(data, other)
+      // A metrics folder above dataDir (/var/lib) is fine: only the file's own folder is written.
+      : key !== "metricsFile" && isInside(data, other)
       ? `'dataDir' (${config.dataDir}) is inside '${key}' (${config[key]})`
       : null;
     if (problem) {
@@ -290,6 +315,14 @@ function coerce(key: ConfigKey, raw: unknown, source: string): unknown {
       if (!raw.startsWith("/")) throw bad("expected an absolute path");
       // A newline would end a line of the unit or cron file install writes.
       if (printable(raw, Infinity) !== raw) throw bad("a path must not hold control characters");
+      return raw;
+    }
+    case "optionalPath": {
+      if (typeof raw !== "string") throw bad('expected a path, or "" for none');
+      if (raw === "") return raw;
+      if (!raw.startsWith("/") || raw.endsWith("/")) throw bad("expected an absolute file path");
+      // node_exporter's textfile collector reads only *.prom files.
+      if (!raw.endsWith(".prom")) throw bad("expected a file name ending in .prom");
       return raw;
     }
     case "name": {

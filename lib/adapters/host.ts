@@ -22,6 +22,9 @@ import {
   FileStatusStore,
   FlockUpdateLock,
 } from "./files.ts";
+import { FileCounterStore, TextfileMetricsFile } from "./metrics_files.ts";
+import { MetricsRecorder } from "../metrics/recorder.ts";
+import { metricsSources } from "../metrics/sources.ts";
 import { tailLines } from "./process.ts";
 import { runCommand } from "./run_command.ts";
 import { SystemctlServiceManager } from "./systemctl.ts";
@@ -37,6 +40,8 @@ export class Host {
   constructor(
     readonly config: Config,
     private readonly env: Record<string, string | undefined>,
+    /** hyperbot-ops' version (build_info in the metrics). */
+    private readonly version = "unknown",
   ) {}
 
   /** A Docker engine on the configured socket; `requestTimeoutMs` bounds ordinary requests. */
@@ -83,6 +88,27 @@ export class Host {
       composeFiles: this.composeFiles(),
       beforeStep: crashHookFromEnv(this.env),
     };
+  }
+
+  /**
+   * The metrics: counters in stateDir, the textfile when metricsFile is set. Flush it before
+   * the process ends (`await metrics.flush()`).
+   */
+  metrics(logger: Logger): MetricsRecorder {
+    const cfg = this.config;
+    return new MetricsRecorder({
+      store: new FileCounterStore(cfg.stateDir),
+      sources: metricsSources({
+        docker: this.docker({ requestTimeoutMs: 10_000 }),
+        heartbeat: this.heartbeat(),
+        journal: new FileJournalStore(cfg.stateDir),
+        lock: new FlockUpdateLock(cfg.stateDir),
+      }, cfg.container),
+      file: cfg.metricsFile ? new TextfileMetricsFile(cfg.metricsFile) : null,
+      clock: systemClock,
+      logger,
+      version: this.version,
+    });
   }
 
   /** The operator's compose files, for pinning and for status (never inside dataDir). */

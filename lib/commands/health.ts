@@ -36,6 +36,7 @@ Every run is logged to <logDir>/health-check.log. Cron runs it every 5 minutes.`
     const host = ctx.host(config());
     // stdout carries the result (and cron's mail); the log file gets every run.
     await setupLogging({ logDir: host.config.logDir, files: ["health"], stderrLevel: "fatal" });
+    const metrics = host.metrics(loggerFor("health"));
     try {
       const report = await checkHealth(
         {
@@ -48,6 +49,8 @@ Every run is logged to <logDir>/health-check.log. Cron runs it every 5 minutes.`
         host.config,
         { fix: !values["no-fix"] },
       );
+      metrics.record({ kind: "health", at: report.checkedAt, repaired: report.repair.attempted });
+      await metrics.flush();
       if (values.json) ctx.stdout(printableJson(report, 2));
       else if (!values.quiet || !report.ok || report.repair.attempted) {
         ctx.stdout(renderHealth(printableFields(report)));

@@ -10,6 +10,7 @@ import {
   type ConfigInput,
   type ConfigKey,
   DEFAULT_CONFIG_FILE,
+  DEFAULT_METRICS_FILE,
   loadConfig,
   parseConfigFile,
 } from "../config.ts";
@@ -40,7 +41,7 @@ export const installCommand = defineCommand({
   name: "install",
   summary:
     "install the systemd service and the cron health check (--dry-run, --apply, --uninstall)",
-  usage: "[--dry-run | --apply] [--uninstall] [--cron-schedule SPEC]",
+  usage: "[--dry-run | --apply] [--uninstall] [--cron-schedule SPEC] [--metrics]",
   description: `
 Installs the update monitor as a systemd service, with a cron health check.
 Without --dry-run or --apply: prints the systemd unit and the cron entry, changes nothing.`,
@@ -66,6 +67,11 @@ while an update is in progress or unfinished (<stateDir>/journal.json).`,
       value: "SPEC",
       help: "when cron runs 'health' (default \"*/5 * * * *\")",
     },
+    metrics: {
+      type: "boolean",
+      help: `set metricsFile to ${DEFAULT_METRICS_FILE}
+(node_exporter's textfile folder; --metrics-file FILE names another)`,
+    },
   },
   exitCodes: {
     0: "installed, uninstalled, or nothing to change",
@@ -88,6 +94,7 @@ Settings given as config flags (or environment variables) are saved in the confi
       });
     }
     const { flags, configFile: configFlag } = configFlags(values);
+    if (values.metrics && flags.metricsFile === undefined) flags.metricsFile = DEFAULT_METRICS_FILE;
     const configFile = resolve(configFlag ?? ctx.env.HYPERBOT_OPS_CONFIG ?? DEFAULT_CONFIG_FILE);
     const existingText = ctx.readTextFile(configFile);
     // The config file may not exist yet: install is what creates it.

@@ -3,6 +3,7 @@
  */
 
 import type { PullProgress } from "../docker.ts";
+import { RejectedError } from "../errors.ts";
 import { loggerFor, setupLogging } from "../log.ts";
 import { printableFields, printableJson } from "../printable.ts";
 import { exitCodeOfOutcome, type UpdateReport } from "../update/report.ts";
@@ -43,6 +44,7 @@ it down: pulls while the old container runs, creates the new one beside it, swap
     const host = ctx.host(config());
     await setupLogging({ logDir: host.config.logDir, files: ["update"] });
     const deps = host.update(loggerFor("update"));
+    const metrics = deps.metrics = host.metrics(loggerFor("update"));
     const progress = ctx.stderrIsTty && !values.json ? new PullProgressLine(ctx.stderr) : null;
     if (progress) deps.onPullProgress = (p) => progress.update(p);
     try {
@@ -56,8 +58,18 @@ it down: pulls while the old container runs, creates the new one beside it, swap
       progress?.done();
       ctx.stdout(values.json ? printableJson(report, 2) : renderReport(report));
       return exitCodeOfOutcome(report.outcome);
+    } catch (err) {
+      if (err instanceof RejectedError) {
+        metrics.record({
+          kind: "update",
+          outcome: "rejected",
+          finishedAt: new Date().toISOString(),
+        });
+      }
+      throw err;
     } finally {
       progress?.done();
+      await metrics.flush();
       host.close();
     }
   },

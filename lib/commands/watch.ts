@@ -55,6 +55,8 @@ Logs to <logDir>/monitor.log (updates to <logDir>/update.log) and stderr.`,
     ).acquire({ pid: host.pid, command: "watch", since: new Date().toISOString() });
     // The crash hook (HYPERBOT_OPS_TEST_CRASH_AT) comes with the deps, as for `update`.
     const deps = host.update(loggerFor("update"));
+    const metrics = deps.metrics = host.metrics(log);
+    const heartbeat = host.heartbeat();
 
     const stop = new AbortController();
     const removeSignalHandlers = onStopSignals((signal) => {
@@ -83,7 +85,15 @@ Logs to <logDir>/monitor.log (updates to <logDir>/update.log) and stderr.`,
           watcher: new InotifyFolderWatcher(),
           clock: systemClock,
           logger: log,
-          heartbeat: host.heartbeat(),
+          // Each heartbeat rewrites the metrics file (heartbeat age, the container's state).
+          heartbeat: {
+            read: () => heartbeat.read(),
+            write: async (beat) => {
+              await heartbeat.write(beat);
+              void metrics.refresh();
+            },
+          },
+          metrics,
           status: deps.status,
           update: (request) => runUpdate(deps, cfg, request),
           recover: () => recoverFromJournal(deps, cfg),
@@ -98,6 +108,7 @@ Logs to <logDir>/monitor.log (updates to <logDir>/update.log) and stderr.`,
       return 0;
     } finally {
       removeSignalHandlers();
+      await metrics.flush();
       host.close();
       await watcherLock.release();
     }

@@ -5,16 +5,24 @@
  */
 
 import { errorText } from "../errors.ts";
+import type { MetricsSink } from "../metrics/recorder.ts";
 import type { Logger } from "../log.ts";
 import { type LastUpdate, statusOfReport, type UpdateReport } from "./report.ts";
 import type { Clock, LastUpdateStore, StatusStore } from "../state.ts";
 
 /** The result for the bot: the status file and a line of history. Never throws. */
 export async function publishResult(
-  deps: { status: StatusStore },
+  deps: { status: StatusStore; metrics?: MetricsSink },
   report: UpdateReport,
   log: Logger,
 ): Promise<void> {
+  deps.metrics?.record({
+    kind: "update",
+    outcome: report.outcome,
+    finishedAt: report.finishedAt,
+    durationMs: report.durationMs,
+    downtimeMs: report.downtimeMs,
+  });
   const status = statusOfReport(report);
   await deps.status.write(status).catch((e) =>
     log.error("cannot write the status file", { error: errorText(e) })

@@ -21,6 +21,7 @@ import {
   repositoryOf,
 } from "../image_ref.ts";
 import type { Logger } from "../log.ts";
+import type { MetricsSink } from "../metrics/recorder.ts";
 import { buildCreateBody, recreateWarnings, unrecreatableReasons } from "./recreate.ts";
 import {
   type JournalEntry,
@@ -53,6 +54,8 @@ export interface UpdateDeps {
   pid: number;
   /** The operator's compose files, for pinning a compose project's image (absent: no pinning). */
   composeFiles?: ComposeFiles;
+  /** Told every ended update (absent: no metrics). */
+  metrics?: MetricsSink;
   /** Pull progress, for a TTY. */
   onPullProgress?: (progress: PullProgress) => void;
   /** Test hook: called after the journal records `step` and before it runs (kill -9 tests). */

@@ -10,6 +10,7 @@ import type { Claim, TriggerInbox } from "../adapters/trigger_inbox.ts";
 import type { Config } from "../config.ts";
 import { errorText } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import type { MetricsSink } from "../metrics/recorder.ts";
 import { elapsedMs, type StatusFile, type UpdateReport } from "../update/report.ts";
 import type { Clock, StatusStore } from "../state.ts";
 import { checkTrigger, peekRequestId, type TriggerRequest } from "./trigger.ts";
@@ -22,6 +23,8 @@ export interface ClaimQueueDeps {
   status: StatusStore;
   clock: Clock;
   logger: Logger;
+  /** Told every rejected trigger (absent: no metrics). */
+  metrics?: MetricsSink;
 }
 
 export interface ClaimQueueOptions {
@@ -203,6 +206,10 @@ export class ClaimQueue {
   /** Tells the rejection in the status file (and, within the budget, log and history); done. */
   async reject(claim: Claim, err: unknown, request: TriggerRequest | null) {
     this.rejectedCount++;
+    this.deps.metrics?.record({
+      kind: "trigger_rejected",
+      at: this.deps.clock.now().toISOString(),
+    });
     const reason = errorText(err);
     const logged = this.triggerLog.take();
     if (logged) {

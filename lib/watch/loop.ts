@@ -28,6 +28,7 @@ import {
   type WatchState,
 } from "./heartbeat.ts";
 import type { Logger } from "../log.ts";
+import type { MetricsSink } from "../metrics/recorder.ts";
 import type { UpdateReport } from "../update/report.ts";
 import type { Clock, StatusStore, Timer } from "../state.ts";
 import { checkTrigger, type TriggerRequest } from "./trigger.ts";
@@ -48,6 +49,8 @@ export interface WatchDeps {
   update(request: UpdateRequest): Promise<UpdateReport>;
   /** recoverFromJournal with the real deps. */
   recover(): Promise<UpdateReport | null>;
+  /** Told every rejected trigger (absent: no metrics). */
+  metrics?: MetricsSink;
   /** Checks that the Docker daemon answers. Throws DockerError when it does not. */
   ping(): Promise<void>;
   pid: number;

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type { MetricsEvent } from "../../lib/metrics/counters.ts";
 import { loadConfig } from "../../lib/config.ts";
 import { LockedError, RejectedError } from "../../lib/errors.ts";
 import { MemoryLogger } from "../../lib/log.ts";
@@ -722,4 +723,22 @@ Deno.test("recovery after a kill counts the time the process was dead as downtim
   assert.equal(report.downtimeMs, backAt - stepOf(report, "stop"));
   assert.ok(report.downtimeMs! >= 60_000, `downtime ${report.downtimeMs}`);
   assert.equal(w.status.current?.downtimeMs, report.downtimeMs);
+});
+
+Deno.test("every ended update, and a recovered one, is told to the metrics with its downtime", async () => {
+  const w = await timedWorld({ exitAfterStart: new Map([[BROKEN, 3]]) });
+  const recorded: MetricsEvent[] = [];
+  const deps: UpdateDeps = { ...w.deps, metrics: { record: (e) => recorded.push(e) } };
+  const report = await runUpdate(deps, config(), { image: V2, source: "cli" });
+  assert.deepEqual(recorded, [{
+    kind: "update",
+    outcome: "updated",
+    finishedAt: report.finishedAt,
+    durationMs: report.durationMs,
+    downtimeMs: report.downtimeMs,
+  }]);
+  assert.ok(await crashAt({ ...w, deps }, BROKEN, "verify"));
+  const recovered = await recoverFromJournal({ ...deps, lock: new FakeLock() }, config());
+  assert.equal(recorded.length, 2);
+  assert.equal(recorded[1].kind === "update" && recorded[1].outcome, recovered?.outcome);
 });

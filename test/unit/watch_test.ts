@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type { MetricsEvent } from "../../lib/metrics/counters.ts";
 import { FileTriggerInbox } from "../../lib/adapters/trigger_inbox.ts";
 import { InotifyFolderWatcher } from "../../lib/adapters/fs_watcher.ts";
 import { loadConfig } from "../../lib/config.ts";
@@ -807,4 +808,22 @@ Deno.test("with the default timing a writer that never pauses is claimed within 
   const after = claimedAt[before] - t0;
   // The cap (80 ms) the README and the protocol doc state: a slow writer is claimed mid-write.
   assert.ok(after >= 80 && after <= 100, `claimed ${after} ms after the first write`);
+
+Deno.test("every rejected trigger reaches the metrics, also those left out of the log in a flood", async () => {
+  const recorded: MetricsEvent[] = [];
+  const h = harness({ metrics: { record: (e) => recorded.push(e) } });
+  const running = h.start({ maxRejectionLogs: 2, debounceMs: 1, maxDelayMs: 1 });
+  await h.until("the folder watch", () => h.watcher.active !== null);
+  for (let written = 0; written < 10; written++) {
+    h.inbox.write(`junk ${written}`);
+    h.watcher.fire();
+    await h.clock.advance(2);
+  }
+  await h.clock.advance(50);
+  h.stop.abort();
+  const summary = await running;
+  assert.equal(h.status.history.length, 2);
+  assert.equal(recorded.length, summary.rejected);
+  assert.ok(recorded.length > 2, `recorded ${recorded.length}`);
+  assert.ok(recorded.every((e) => e.kind === "trigger_rejected"));
 });
