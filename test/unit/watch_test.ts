@@ -808,6 +808,7 @@ Deno.test("with the default timing a writer that never pauses is claimed within 
   const after = claimedAt[before] - t0;
   // The cap (80 ms) the README and the protocol doc state: a slow writer is claimed mid-write.
   assert.ok(after >= 80 && after <= 100, `claimed ${after} ms after the first write`);
+});
 
 Deno.test("every rejected trigger reaches the metrics, also those left out of the log in a flood", async () => {
   const recorded: MetricsEvent[] = [];
