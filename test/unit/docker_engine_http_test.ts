@@ -346,3 +346,25 @@ for (
     }
   });
 }
+
+Deno.test("a pull's stall deadline is 5 minutes unless told otherwise", async () => {
+  const lines = [progress(10), JSON.stringify({ status: "Status: Downloaded newer image" })];
+  const daemon = await fakeDaemon(ENGINE_20, () => pullStream(lines, 5, false));
+  const engine = new SocketDockerEngine({ socketPath: daemon.socketPath });
+  // Five real minutes cannot pass in a unit test: see the timer the deadline arms instead.
+  const armed: number[] = [];
+  const realSetTimeout = globalThis.setTimeout;
+  globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+    armed.push(ms ?? 0);
+    return realSetTimeout(fn, ms);
+  }) as typeof setTimeout;
+  try {
+    await engine.pullImage("registry.example.com/hyperbot/app:v2");
+  } finally {
+    globalThis.setTimeout = realSetTimeout;
+    engine.close();
+    await daemon.close();
+  }
+  assert.ok(armed.includes(300_000), `timers armed: ${armed.join(", ")}`);
+  assert.ok(!armed.some((ms) => ms > 60_000 && ms !== 300_000), "no other long deadline");
+});

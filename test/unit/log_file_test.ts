@@ -84,3 +84,31 @@ Deno.test("log files rotate by size: disk use stays bounded however much is writ
     assert.match(await Deno.readTextFile(path), /4999 x+\n$/);
   });
 });
+
+Deno.test("the log files the program writes rotate at 5 MiB and keep the live file and five more, mode 0640", async () => {
+  await withDir(async (dir) => {
+    await setupLogging({ logDir: dir, files: ["update"], stderrLevel: "fatal" });
+    const log = loggerFor("update");
+    const text = "y".repeat(1900);
+    // About 32 MiB: more than the six files can hold.
+    for (let i = 0; i < 17_000; i++) log.debug(`${i} ${text}`);
+    await closeLogging();
+    const files = new Map<string, Deno.FileInfo>();
+    for await (const e of Deno.readDir(dir)) files.set(e.name, await Deno.stat(join(dir, e.name)));
+    assert.deepEqual([...files.keys()].sort(), [
+      "update.log",
+      "update.log.1",
+      "update.log.2",
+      "update.log.3",
+      "update.log.4",
+      "update.log.5",
+    ]);
+    for (const [name, info] of files) {
+      assert.equal(info.mode! & 0o777, 0o640, `${name} mode`);
+      assert.ok(info.size <= 5 * 1024 * 1024, `${name}: ${info.size} bytes`);
+      if (name !== "update.log") {
+        assert.ok(info.size > 5 * 1024 * 1024 - 4096, `${name} was rotated full: ${info.size}`);
+      }
+    }
+  });
+});
