@@ -113,7 +113,14 @@ async function writeBeside(
   try {
     try {
       await handle.writeFile(bytes);
-      if (owner.uid !== null && owner.gid !== null) await handle.chown(owner.uid, owner.gid);
+      // Only when it differs: under the unit, changing an owner takes CAP_CHOWN.
+      const made = await handle.stat();
+      if (
+        owner.uid !== null && owner.gid !== null &&
+        (made.uid !== owner.uid || made.gid !== owner.gid)
+      ) {
+        await handle.chown(owner.uid, owner.gid);
+      }
       await handle.chmod(owner.mode);
       await handle.sync();
     } finally {

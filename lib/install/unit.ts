@@ -2,7 +2,7 @@
  * The systemd unit of the monitor, rendered from data. Pure: no I/O.
  *
  * Hardening: the watcher runs as root (it needs the Docker socket and writes the bot's
- * shared folder), but with only CAP_DAC_OVERRIDE and CAP_FOWNER, a read-only view of the
+ * shared folder), but with only CAP_DAC_OVERRIDE, CAP_FOWNER and CAP_CHOWN, a read-only view of the
  * system except its own folders, no address family but AF_UNIX, and a system-call allow-list.
  * `systemd-analyze security --offline=true` rates it below 3.0 (test/unit/install_unit_test.ts).
  * docs/operations.md explains each choice.
@@ -50,9 +50,9 @@ Environment=NO_COLOR=1
 UMask=0027
 
 # Root for the Docker socket. Of root's powers only file-permission overrides are kept, so it can
-# replace the trigger and status files in a data folder the bot's own user owns; ProtectSystem
-# limits where that applies.
-CapabilityBoundingSet=CAP_DAC_OVERRIDE CAP_FOWNER
+# replace the trigger and status files in a data folder the bot's own user owns, and CAP_CHOWN,
+# so a pinned compose file keeps its owner; ProtectSystem limits where these apply.
+CapabilityBoundingSet=CAP_DAC_OVERRIDE CAP_FOWNER CAP_CHOWN
 AmbientCapabilities=
 NoNewPrivileges=yes
 # Read-only system; writable: only the folders below. /root stays readable for docker login credentials.
