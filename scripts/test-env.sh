@@ -29,7 +29,7 @@ readonly BUILD_LOG="$STATE_DIR/build.log"
 readonly BASE_IMAGE=hyperbot-test/base:busybox
 readonly HASH_LABEL=hyperbot.test.build-hash
 readonly IMAGE_TAGS=(v1 v2 crash unhealthy healthy-v1 healthy-v2 slow-healthy)
-readonly APT_PACKAGES=(docker.io docker-registry busybox-static apache2-utils debootstrap curl docker-compose)
+readonly APT_PACKAGES=(docker.io docker-registry busybox-static apache2-utils debootstrap curl docker-compose prometheus prometheus-node-exporter)
 readonly DENO_NPM_PACKAGE=deno@2.9.6
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -89,7 +89,8 @@ install_packages() {
     say "packages: installing ${missing[*]}"
     apt-get update -qq || fail "apt-get update failed" "check the apt sources and the network"
     # Under systemd, installing docker-registry would start the Debian service on :5000 (with
-    # its own config and auth) and take the test registry's port; policy-rc.d stops that.
+    # its own config and auth) and take the test registry's port, and prometheus and
+    # prometheus-node-exporter would start on :9090 and :9100; policy-rc.d stops that.
     if [[ ! -e /usr/sbin/policy-rc.d ]]; then
       printf '#!/bin/sh\n# Written by scripts/test-env.sh during apt-get install.\nexit 101\n' \
         >/usr/sbin/policy-rc.d
@@ -103,6 +104,15 @@ install_packages() {
       # Keep it from taking :5000 at the next boot too.
       systemctl disable docker-registry.service >/dev/null 2>&1 || true
       say "packages: disabled the Debian docker-registry service (the tests run their own)"
+    fi
+    if [[ -d /run/systemd/system ]]; then
+      # Nothing system-wide: the metrics tests start their own node_exporter and Prometheus on
+      # 127.0.0.1 with ephemeral ports and stop them.
+      for unit in prometheus prometheus-node-exporter; do
+        if [[ " ${missing[*]} " == *" $unit "* ]]; then
+          systemctl disable --now "$unit.service" >/dev/null 2>&1 || true
+        fi
+      done
     fi
     say "packages: installed ${missing[*]}"
   fi
