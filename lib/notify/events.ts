@@ -4,7 +4,7 @@
  */
 
 import type { Outcome, UpdateReport } from "../update/report.ts";
-import { printable } from "../image_ref.ts";
+import { printable } from "../printable.ts";
 
 export type EventName =
   | "update"
@@ -82,9 +82,7 @@ export function newNotification(
 
 /** The update's part of a notification. Text from the container or a registry is made printable. */
 export function updateFields(report: UpdateReport): Partial<Notification> {
-  const r = report as UpdateReport & { downtimeMs?: number | null; logTail?: string[] };
-  const started = Date.parse(report.startedAt);
-  const finished = Date.parse(report.finishedAt);
+  const r = report as UpdateReport & { logTail?: string[] };
   return {
     container: report.container,
     outcome: report.outcome,
@@ -96,8 +94,8 @@ export function updateFields(report: UpdateReport): Partial<Notification> {
     updateId: report.id,
     startedAt: report.startedAt,
     finishedAt: report.finishedAt,
-    durationMs: Number.isFinite(started) && Number.isFinite(finished) ? finished - started : null,
-    downtimeMs: typeof r.downtimeMs === "number" ? r.downtimeMs : null,
+    durationMs: report.durationMs,
+    downtimeMs: report.downtimeMs,
     error: report.error === null ? null : printable(report.error, ERROR_MAX),
     logTail: cleanLogTail(r.logTail ?? []),
   };

@@ -28,7 +28,7 @@ const IMAGE_OLD = "registry.example.com/org/app:2.2.7";
 const IMAGE_NEW = "registry.example.com/org/app:2.2.8";
 const OLD_ID = "sha256:1111111111112222222222223333333333334444444444445555555555556666";
 
-function rolledBack(): UpdateReport & { downtimeMs: number; logTail: string[] } {
+function rolledBack(): UpdateReport & { logTail: string[] } {
   return {
     id: "upd-20261129120000-abcd1234",
     requestId: "req-42",
@@ -40,6 +40,7 @@ function rolledBack(): UpdateReport & { downtimeMs: number; logTail: string[] } 
     previousImageId: OLD_ID,
     startedAt: "2026-11-29T12:00:00.000Z",
     finishedAt: "2026-11-29T12:00:42.000Z",
+    durationMs: 42_000,
     error: "the new container failed: exited with code 1",
     warnings: [],
     steps: [],
@@ -115,7 +116,7 @@ Deno.test("webhook: POST of the schema-1 JSON with X-Hyperbot-Signature = sha256
     assertEquals(body.downtimeMs, 3100);
     assertEquals(body.error, "the new container failed: exited with code 1");
     // The container's escape sequences never reach a chat or a receiver as control characters.
-    assertEquals(body.logTail, ["starting", "panic: \\u001b[31mboom\\u001b[0m"]);
+    assertEquals(body.logTail, ["starting", "panic: \\x1b[31mboom\\x1b[0m"]);
     assert(typeof body.id === "string" && typeof body.text === "string");
     assertEquals(outbox.entries.size, 0);
     assertEquals(state.state.channels.webhook.lastDelivery?.event, "update");
@@ -156,7 +157,7 @@ Deno.test("telegram: POST <apiBase>/bot<token>/sendMessage with JSON {chat_id, t
       assertStringIncludes(body.text, "took 42 s, bot down 3.1 s");
       assertStringIncludes(body.text, "request: req-42");
       assertStringIncludes(body.text, "error: the new container failed: exited with code 1");
-      assertStringIncludes(body.text, "  panic: \\u001b[31mboom\\u001b[0m");
+      assertStringIncludes(body.text, "  panic: \\x1b[31mboom\\x1b[0m");
       assert(!body.text.includes("\u001b"));
     },
   );
