@@ -76,6 +76,48 @@ async function rejectsWithStatus(promise: Promise<unknown>, status: number, mess
   });
 }
 
+/**
+ * Tags of the contract image under which a test asks for a behaviour the fake must be told of
+ * by image (test/unit/fake_docker_contract_test.ts names them in its options); the real daemon
+ * gets it from the container's own settings given beside it.
+ */
+export const VARIANTS = {
+  ignoresTerm: "ignores-term",
+  crash: "crash",
+  exit0: "exit0",
+  unhealthy: "unhealthy",
+  noProgram: "no-program",
+} as const;
+
+/** `hbt-engine-tagged:<tag>`: the real test's cleanup removes these tags. */
+export function variantRef(tag: string): string {
+  return `${PREFIX}tagged:${tag}`;
+}
+
+async function variant(engine: DockerEngine, tag: string): Promise<string> {
+  const image = await engine.inspectImage(CONTRACT_IMAGE);
+  assert.ok(image, "the contract image is present");
+  await engine.tagImage(image.id, `${PREFIX}tagged`, tag);
+  return variantRef(tag);
+}
+
+/** Runs half a second, then exits 3 (as root: the image's user cannot matter here). */
+const CRASH = {
+  Entrypoint: ["/bin/busybox", "sh", "-c", "/bin/busybox sleep 0.5; exit 3"],
+  User: "0",
+};
+const EXIT_0 = {
+  Entrypoint: ["/bin/busybox", "sh", "-c", "/bin/busybox sleep 0.5; exit 0"],
+  User: "0",
+};
+
+async function waitForLogs(engine: DockerEngine, id: string) {
+  // The trap is set before the first line: after it, SIGTERM ends the container with 0.
+  await eventually("the first line", async () => {
+    return (await engine.containerLogs(id, 10)).includes(CONTRACT_IMAGE_LOGS[0]);
+  }, { timeoutMs: 15_000 });
+}
+
 /** Registers the contract's tests under `label` ("fake", "real"). */
 export function engineContract(label: string, factory: () => Promise<ContractSubject>): void {
   const test = (name: string, fn: (engine: DockerEngine) => Promise<void>) =>
@@ -342,5 +384,140 @@ export function engineContract(label: string, factory: () => Promise<ContractSub
     assert.ok(info);
     assert.deepEqual(Object.keys(info.inspect.NetworkSettings.Networks ?? {}), ["bridge"]);
     assert.equal(info.inspect.HostConfig.NetworkMode, "bridge");
+  });
+
+  // ---- behaviours the unit tests take from the fake: each one shown on both engines --------
+
+  test("a stop without options uses the container's own StopSignal: SIGTERM trapped exits 0, SIGKILL 137", async (engine) => {
+    const graceful = await engine.createContainer(`${PREFIX}stop-term`, body());
+    await engine.startContainer(graceful);
+    await waitForLogs(engine, graceful);
+    await engine.stopContainer(graceful);
+    assert.equal((await engine.inspectContainer(graceful))?.exitCode, 0);
+    const killed = await engine.createContainer(
+      `${PREFIX}stop-kill`,
+      body({ StopSignal: "SIGKILL" }),
+    );
+    await engine.startContainer(killed);
+    await engine.stopContainer(killed);
+    const info = await engine.inspectContainer(killed);
+    assert.equal(info?.running, false);
+    assert.equal(info?.exitCode, 137);
+  });
+
+  test("a stop without options waits the container's own StopTimeout, then kills", async (engine) => {
+    const image = await variant(engine, VARIANTS.ignoresTerm);
+    // busybox sleep as PID 1 ignores SIGTERM: only the kill after StopTimeout ends it.
+    const id = await engine.createContainer(
+      `${PREFIX}stop-timeout`,
+      body({ Image: image, Entrypoint: ["/bin/busybox", "sleep", "60"], StopTimeout: 1 }),
+    );
+    await engine.startContainer(id);
+    const started = Date.now();
+    await engine.stopContainer(id);
+    const took = Date.now() - started;
+    const info = await engine.inspectContainer(id);
+    assert.equal(info?.running, false);
+    assert.equal(info?.exitCode, 137);
+    if (label === "real") {
+      // The fake has no time; on the daemon the 1 s of StopTimeout, not the default 10 s.
+      assert.ok(took >= 800 && took < 8_000, `stopped after ${took} ms`);
+    }
+  });
+
+  test("a container whose process ends after its start is exited with its exit code", async (engine) => {
+    const image = await variant(engine, VARIANTS.crash);
+    const id = await engine.createContainer(`${PREFIX}crash`, body({ Image: image, ...CRASH }));
+    await engine.startContainer(id);
+    const info = await eventually("the container exited", async () => {
+      const i = await engine.inspectContainer(id);
+      return i && !i.running && i.status === "exited" ? i : null;
+    }, { timeoutMs: 15_000 });
+    assert.equal(info.exitCode, 3);
+    assert.equal(info.restarting, false);
+    assert.equal(info.restartCount, 0);
+  });
+
+  test("a crashing container under restart policy 'always' crash-loops until it is stopped", async (engine) => {
+    const image = await variant(engine, VARIANTS.crash);
+    const id = await engine.createContainer(
+      `${PREFIX}loop`,
+      body({ Image: image, ...CRASH, HostConfig: { RestartPolicy: { Name: "always" } } }),
+    );
+    await engine.startContainer(id);
+    await eventually("restarted twice", async () => {
+      const i = await engine.inspectContainer(id);
+      return i && i.restartCount >= 2 ? i : null;
+    }, { timeoutMs: 30_000 });
+    await engine.stopContainer(id, { timeoutSeconds: 1 });
+    const stopped = await engine.inspectContainer(id);
+    assert.equal(stopped?.running, false);
+    assert.equal(stopped?.restarting, false);
+  });
+
+  for (const policy of ["always", "unless-stopped"]) {
+    test(`restart policy '${policy}' restarts a container that exits with code 0 too`, async (engine) => {
+      const image = await variant(engine, VARIANTS.exit0);
+      const id = await engine.createContainer(
+        `${PREFIX}exit0-${policy}`,
+        body({ Image: image, ...EXIT_0, HostConfig: { RestartPolicy: { Name: policy } } }),
+      );
+      await engine.startContainer(id);
+      await eventually("restarted after exit 0", async () => {
+        const i = await engine.inspectContainer(id);
+        return i && i.restartCount >= 1 ? i : null;
+      }, { timeoutMs: 30_000 });
+      await engine.stopContainer(id, { timeoutSeconds: 1 });
+    });
+  }
+
+  test("a container whose health check fails becomes unhealthy", async (engine) => {
+    const image = await variant(engine, VARIANTS.unhealthy);
+    const id = await engine.createContainer(
+      `${PREFIX}unhealthy`,
+      body({
+        Image: image,
+        Healthcheck: { Test: ["CMD", "/bin/busybox", "false"], Interval: 1e9, Retries: 1 },
+      }),
+    );
+    await engine.startContainer(id);
+    const info = await eventually("unhealthy", async () => {
+      const i = await engine.inspectContainer(id);
+      return i?.health === "unhealthy" ? i : null;
+    }, { timeoutMs: 30_000 });
+    assert.ok(info.running, "unhealthy, and still running");
+    await engine.stopContainer(id, { timeoutSeconds: 1, signal: "SIGKILL" });
+  });
+
+  test("a container whose program cannot be started fails to start, and does not run", async (engine) => {
+    const image = await variant(engine, VARIANTS.noProgram);
+    const id = await engine.createContainer(
+      `${PREFIX}noprog`,
+      body({ Image: image, Entrypoint: ["/app/start"] }),
+    );
+    await assert.rejects(engine.startContainer(id), (err: unknown) => {
+      assert.ok(err instanceof DockerError, `expected a DockerError, got ${err}`);
+      assert.match(err.message, /no such file or directory/);
+      return true;
+    });
+    assert.equal((await engine.inspectContainer(id))?.running, false);
+  });
+
+  test("a second container cannot start on a host port a running one holds", async (engine) => {
+    const port = String(20_000 + Math.floor(Math.random() * 20_000));
+    const ports = {
+      PortBindings: { "8080/tcp": [{ HostIp: "127.0.0.1", HostPort: port }] },
+    };
+    const a = await engine.createContainer(`${PREFIX}port-a`, body({ HostConfig: ports }));
+    const b = await engine.createContainer(`${PREFIX}port-b`, body({ HostConfig: ports }));
+    await engine.startContainer(a);
+    await assert.rejects(engine.startContainer(b), (err: unknown) => {
+      assert.ok(err instanceof DockerError, `expected a DockerError, got ${err}`);
+      assert.match(err.message, /port is already allocated|address already in use/);
+      return true;
+    });
+    assert.equal((await engine.inspectContainer(b))?.running, false);
+    assert.ok((await engine.inspectContainer(a))?.running);
+    await engine.stopContainer(a, { timeoutSeconds: 1, signal: "SIGKILL" });
   });
 }

@@ -11,10 +11,19 @@ import {
   CONTRACT_IMAGE_CONFIG,
   CONTRACT_IMAGE_LOGS,
   engineContract,
+  variantRef,
+  VARIANTS,
 } from "../docker/engine_contract.ts";
 
 function contractFake(): FakeDockerEngine {
-  const fake = new FakeDockerEngine({ logsOf: new Map([[CONTRACT_IMAGE, CONTRACT_IMAGE_LOGS]]) });
+  const fake = new FakeDockerEngine({
+    logsOf: new Map([[CONTRACT_IMAGE, CONTRACT_IMAGE_LOGS]]),
+    // What the real daemon gets from the container's settings, the fake is told by image.
+    ignoresStopSignal: variantRef(VARIANTS.ignoresTerm),
+    exitAfterStart: new Map([[variantRef(VARIANTS.crash), 3], [variantRef(VARIANTS.exit0), 0]]),
+    healthOf: new Map([[variantRef(VARIANTS.unhealthy), "unhealthy"]]),
+    failStartOf: variantRef(VARIANTS.noProgram),
+  });
   fake.addImage(CONTRACT_IMAGE, CONTRACT_IMAGE_CONFIG);
   return fake;
 }
