@@ -8,6 +8,7 @@
  *   deno task mutation --group update       one group (repeat the flag for more)
  *   deno task mutation --root DIR           measure another checkout (e.g. an older commit)
  *   deno task mutation --out FILE           write the report elsewhere
+ *   deno task mutation --only FILE          mutate only this file of the chosen groups (repeat)
  *
  * Stryker runs with concurrency 1 (the machine is shared) and its command runner: each mutant
  * is one `deno test` process with __STRYKER_ACTIVE_MUTANT__ set. Stryker is installed from
@@ -80,6 +81,7 @@ const { values } = parseArgs({
     group: { type: "string", multiple: true },
     root: { type: "string" },
     out: { type: "string" },
+    only: { type: "string", multiple: true },
   },
 });
 const root = resolve(values.root ?? join(here, ".."));
@@ -113,7 +115,8 @@ const workDir = await Deno.makeTempDir({ prefix: "hyperbot-mutation-" });
 const results: { group: Group; report: StrykerReport; seconds: number }[] = [];
 for (const group of chosen) {
   const mutate = group.mutate.flatMap((f) => f.endsWith("/") ? tsFilesIn(f) : [f])
-    .filter((f) => existsSync(join(root, f)));
+    .filter((f) => existsSync(join(root, f)))
+    .filter((f) => !values.only?.length || values.only.includes(f));
   const tests = group.tests.filter((f) => existsSync(join(root, f)));
   if (mutate.length === 0 || tests.length === 0) {
     console.error(
