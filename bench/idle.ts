@@ -4,6 +4,7 @@
  * and the context switches of its main thread: a busy-polling loop would show up there.
  */
 
+import { join } from "node:path";
 import { ALLOWED_REPOSITORY } from "./trigger_latency.ts";
 import {
   clockTicks,
@@ -34,13 +35,21 @@ export interface IdleWatcher {
   stop(): Promise<void>;
 }
 
-export async function startIdleWatcher(container: string): Promise<IdleWatcher> {
-  const box = await makeSandbox("idle", [
+/**
+ * With `metrics`, the watcher keeps a metrics file (metricsFile in the sandbox): each heartbeat
+ * then also inspects the container and rewrites the file.
+ */
+export async function startIdleWatcher(
+  container: string,
+  options: { metrics?: boolean } = {},
+): Promise<IdleWatcher> {
+  const box = await makeSandbox(options.metrics ? "idle-metrics" : "idle", [
     "--container",
     container,
     "--allowed-image",
     ALLOWED_REPOSITORY,
   ]);
+  if (options.metrics) box.flags.push("--metrics-file", metricsFileOf(box));
   const child = spawnCli(["watch", ...box.flags]);
   await waitForWatchState(box.stateDir, "idle");
   return {
@@ -51,6 +60,11 @@ export async function startIdleWatcher(container: string): Promise<IdleWatcher> 
       await Deno.remove(box.base, { recursive: true }).catch(() => {});
     },
   };
+}
+
+/** The metrics file of a watcher started with `metrics`. */
+export function metricsFileOf(box: Sandbox): string {
+  return join(box.base, "textfile_collector", "hyperbot_ops.prom");
 }
 
 /** Measures `watcher` for `seconds`, after letting start-up settle for 2 s. */
