@@ -73,3 +73,19 @@ Deno.test("compose files: a symbolic link, a file in the data folder, non-UTF-8 
     assert.equal(await Deno.readTextFile(real), "services: {}\n");
   });
 });
+
+Deno.test("compose files: a file owned by the operator's user keeps its owner and group", async () => {
+  if (Deno.uid() !== 0) throw new Error("this test needs root (it changes a file's owner)");
+  await withDir(async (dir) => {
+    const file = join(dir, "docker-compose.yml");
+    await Deno.writeTextFile(file, "services: {app: {image: a:1}}\n");
+    await Deno.chown(file, 1000, 1001);
+    const files = new OperatorComposeFiles({ dataDir: join(dir, "data") });
+    const text = (await files.read(file))!;
+    await files.replace(file, text, text.replace("a:1", "a:2"));
+    for (const path of [file, `${file}.hyperbot-ops.bak`]) {
+      const st = await Deno.stat(path);
+      assert.deepEqual([st.uid, st.gid], [1000, 1001], path);
+    }
+  });
+});
