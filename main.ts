@@ -30,6 +30,7 @@ import { healthCommand } from "./lib/commands/health.ts";
 import { statusCommand } from "./lib/commands/status.ts";
 import { installCommand } from "./lib/commands/install.ts";
 import { metricsCommand } from "./lib/commands/metrics.ts";
+import { notifyCommand } from "./lib/commands/notify.ts";
 
 export const VERSION: string = denoJson.version;
 
@@ -40,6 +41,7 @@ export const COMMANDS: readonly Command[] = [
   statusCommand,
   installCommand,
   metricsCommand,
+  notifyCommand,
 ];
 
 export function usage(commands: readonly Command[] = COMMANDS): string {

@@ -8,6 +8,16 @@ import { ConfigError } from "./errors.ts";
 import { parseImageRef } from "./image_ref.ts";
 import { COMPOSE_MODES, type ComposeMode } from "./compose/pin.ts";
 import { printable } from "./printable.ts";
+import {
+  type ChannelConfig,
+  DEFAULT_NOTIFY_OUTCOMES,
+  type NotifyLanguage,
+  parseChannels,
+  parseLanguage,
+  parseOutcomes,
+  parsePingUrl,
+} from "./notify/channels.ts";
+import type { Outcome } from "./update/report.ts";
 
 export interface Config {
   baseDir: string;
@@ -26,6 +36,13 @@ export interface Config {
   compose: ComposeMode;
   /** node_exporter textfile to keep up to date (`.prom`); empty: no file. */
   metricsFile: string;
+  /** Where notifications go (see lib/notify/channels.ts); empty: none are sent. */
+  notify: ChannelConfig[];
+  notifyLanguage: NotifyLanguage;
+  /** Update outcomes that are notified (default updated, rolled_back, failed). */
+  notifyOutcomes: Outcome[];
+  /** Dead-man's switch pinged by every health run (healthchecks.io style); null: none. */
+  pingUrl: string | null;
   /** The file the settings were read from, or null when it did not exist. */
   configFile: string | null;
 }
@@ -44,7 +61,11 @@ type Kind =
   | "seconds"
   | "count"
   | "dockerHost"
-  | "compose";
+  | "compose"
+  | "notify"
+  | "notifyLanguage"
+  | "notifyOutcomes"
+  | "pingUrl";
 export const CONFIG_KEYS: Record<
   ConfigKey,
   { kind: Kind; env: string; flag: string; doc: string }
@@ -121,6 +142,30 @@ export const CONFIG_KEYS: Record<
     env: "HYPERBOT_OPS_METRICS_FILE",
     flag: "metrics-file",
     doc: "Prometheus textfile (*.prom) for node_exporter; empty: off",
+  },
+  notify: {
+    kind: "notify",
+    env: "HYPERBOT_OPS_NOTIFY",
+    flag: "notify",
+    doc: "notification channels, a JSON list (best in the config file: a flag shows in ps)",
+  },
+  notifyLanguage: {
+    kind: "notifyLanguage",
+    env: "HYPERBOT_OPS_NOTIFY_LANGUAGE",
+    flag: "notify-language",
+    doc: "zh (default) or en",
+  },
+  notifyOutcomes: {
+    kind: "notifyOutcomes",
+    env: "HYPERBOT_OPS_NOTIFY_OUTCOMES",
+    flag: "notify-outcomes",
+    doc: "update outcomes notified (default updated,rolled_back,failed)",
+  },
+  pingUrl: {
+    kind: "pingUrl",
+    env: "HYPERBOT_OPS_PING_URL",
+    flag: "ping-url",
+    doc: "dead-man's switch pinged by health (<url>, or <url>/fail)",
   },
 };
 
@@ -202,6 +247,10 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     dockerHost: value("dockerHost") ?? "unix:///var/run/docker.sock",
     compose: value("compose") ?? "pin",
     metricsFile: value("metricsFile") ?? "",
+    notify: value("notify") ?? [],
+    notifyLanguage: value("notifyLanguage") ?? "zh",
+    notifyOutcomes: value("notifyOutcomes") ?? [...DEFAULT_NOTIFY_OUTCOMES],
+    pingUrl: value("pingUrl") ?? null,
     configFile: text === null ? null : file,
   };
   checkFolderSeparation(config, sourceOf, options.realPath ?? Deno.realPathSync);
@@ -294,6 +343,10 @@ export function parseConfigFile(text: string, file: string): ConfigInput {
         hint: `known keys: ${Object.keys(CONFIG_KEYS).join(", ")}`,
       });
     }
+    const kind = CONFIG_KEYS[key as ConfigKey].kind;
+    if ((kind === "notify" || kind === "notifyOutcomes") && !Array.isArray(raw)) {
+      throw new ConfigError(`invalid value for '${key}': expected a JSON list`, { object: file });
+    }
     if (CONFIG_KEYS[key as ConfigKey].kind === "images" && !Array.isArray(raw)) {
       throw new ConfigError(`invalid value for '${key}': expected a JSON list of repositories`, {
         object: file,
@@ -368,6 +421,14 @@ function coerce(key: ConfigKey, raw: unknown, source: string): unknown {
       }
       return raw;
     }
+    case "notify":
+      return parseChannels(raw, source);
+    case "notifyLanguage":
+      return parseLanguage(raw, source);
+    case "notifyOutcomes":
+      return parseOutcomes(raw, source);
+    case "pingUrl":
+      return parsePingUrl(raw, source);
     case "dockerHost": {
       if (
         typeof raw !== "string" || !/^unix:\/\/\/.+/.test(raw) || printable(raw, Infinity) !== raw

@@ -25,6 +25,7 @@ import type { StatusFile, UpdateState } from "./update/report.ts";
 import type { Clock } from "./state.ts";
 import { printable, printableFields } from "./printable.ts";
 import type { ComposeAgreement } from "./compose/pin.ts";
+import type { ChannelStatus } from "./notify/notifier.ts";
 
 export const LOG_TAIL_LINES = 5;
 
@@ -43,6 +44,8 @@ export interface StatusDeps {
    * manage it (or `compose` is `off`). Absent: not checked.
    */
   compose?: (container: string) => Promise<ComposeAgreement | null>;
+  /** Per notification channel (and the ping), the last delivery and failure. Absent: none. */
+  notify?: () => Promise<ChannelStatus[]>;
 }
 
 export interface StatusReport {
@@ -58,6 +61,8 @@ export interface StatusReport {
   container: ContainerSummary & { ok: boolean };
   /** For a compose-managed bot: does the compose file name the running image? (ok: not known to differ) */
   compose: (ComposeAgreement & { ok: boolean }) | null;
+  /** Notification channels; empty when none are configured. Secrets are shown as ***. */
+  notify: ChannelStatus[];
   lastUpdate:
     | (
       & Pick<
@@ -111,7 +116,7 @@ export async function gatherStatus(
   const unit = `${config.service}.service`;
   const n = options.logLines ?? LOG_TAIL_LINES;
   const logPath = (file: string | null) => `${config.logDir}/${file}`;
-  const [status, cronText, heartbeat, container, last, monitor, update, health, compose] =
+  const [status, cronText, heartbeat, container, last, monitor, update, health, compose, notify] =
     await Promise.all([
       deps.services.status(unit).then((s) => s, (err: Error) => err),
       deps.cron.read().catch(() => null),
@@ -122,6 +127,7 @@ export async function gatherStatus(
       deps.tail(logPath(LOG_FILES.update), n).catch(() => null),
       deps.tail(logPath(LOG_FILES.health), n).catch(() => null),
       deps.compose ? deps.compose(config.container).catch(() => null) : Promise.resolve(null),
+      deps.notify ? deps.notify().catch(() => []) : Promise.resolve([]),
     ]);
   const now = deps.clock.now();
   const serviceStatus = status instanceof Error ? null : status;
@@ -155,6 +161,7 @@ export async function gatherStatus(
       ok: container.running && container.health !== "unhealthy",
     },
     compose: compose ? { ...compose, ok: compose.agrees !== false } : null,
+    notify,
     // The status file lives in the bot's folder: its text is the container's to write, so it
     // reaches the operator's terminal only without control characters, and an unknown state
     // is not taken for a good one.
@@ -268,6 +275,22 @@ export function renderStatus(report: StatusReport, options: RenderOptions): stri
     } else {
       lines.push(row("➖", "Compose", `cannot tell${at ? ` (${at})` : ""}: ${cp.reason}`));
     }
+  }
+
+  for (const c of report.notify) {
+    const last = (r: { at: string } | null) => r?.at ?? "never";
+    const failing = c.lastFailure !== null &&
+      (c.lastDelivery === null || c.lastFailure.at > c.lastDelivery.at);
+    const failure = c.lastFailure
+      ? `, last failure ${c.lastFailure.at}: ${c.lastFailure.error ?? "?"}`
+      : "";
+    lines.push(
+      row(
+        failing ? "⚠️" : "  ",
+        c.name === "ping" ? "Ping" : "Notify",
+        `${c.name} (${c.type}) ${c.target}: last delivery ${last(c.lastDelivery)}${failure}`,
+      ),
+    );
   }
 
   const u = report.lastUpdate;

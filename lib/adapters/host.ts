@@ -26,6 +26,9 @@ import { FileCounterStore, TextfileMetricsFile } from "./metrics_files.ts";
 import { MetricsRecorder } from "../metrics/recorder.ts";
 import { metricsSources } from "../metrics/sources.ts";
 import { tailLines } from "./process.ts";
+import { Notifier } from "../notify/notifier.ts";
+import { FetchHttpOut } from "./http_out.ts";
+import { FileNotifyStateStore, FileOutboxStore, systemHostName } from "./notify_files.ts";
 import { runCommand } from "./run_command.ts";
 import { SystemctlServiceManager } from "./systemctl.ts";
 
@@ -109,6 +112,31 @@ export class Host {
       logger,
       version: this.version,
     });
+  }
+
+  /**
+   * Notifications: the outbox and state in `<stateDir>/notify/`, HTTP out through fetch (which
+   * honours HTTP_PROXY, HTTPS_PROXY and NO_PROXY), this server's host name.
+   */
+  notifier(logger: Logger): Notifier {
+    const cfg = this.config;
+    return new Notifier(
+      {
+        http: new FetchHttpOut(),
+        outbox: new FileOutboxStore(cfg.stateDir),
+        state: new FileNotifyStateStore(cfg.stateDir),
+        clock: systemClock,
+        logger,
+        host: systemHostName(),
+      },
+      {
+        channels: cfg.notify,
+        language: cfg.notifyLanguage,
+        outcomes: cfg.notifyOutcomes,
+        pingUrl: cfg.pingUrl,
+        container: cfg.container,
+      },
+    );
   }
 
   /** The operator's compose files, for pinning and for status (never inside dataDir). */

@@ -7,6 +7,7 @@ import { checkHealth, renderHealth } from "../health.ts";
 import { loggerFor, setupLogging } from "../log.ts";
 import { printableFields, printableJson } from "../printable.ts";
 import { systemClock } from "../state.ts";
+import { notifyHealth } from "../notify/hooks.ts";
 import { defineCommand } from "./common.ts";
 
 export const healthCommand = defineCommand({
@@ -51,6 +52,7 @@ Every run is logged to <logDir>/health-check.log. Cron runs it every 5 minutes.`
       );
       metrics.record({ kind: "health", at: report.checkedAt, repaired: report.repair.attempted });
       await metrics.flush();
+      await notifyHealth(host.notifier(loggerFor("health")), report);
       if (values.json) ctx.stdout(printableJson(report, 2));
       else if (!values.quiet || !report.ok || report.repair.attempted) {
         ctx.stdout(renderHealth(printableFields(report)));

@@ -6,6 +6,7 @@ import { gatherStatus, LOG_TAIL_LINES, renderStatus } from "../status.ts";
 import { systemClock } from "../state.ts";
 import { UsageError } from "../errors.ts";
 import { printableJson } from "../printable.ts";
+import { loggerFor } from "../log.ts";
 import { defineCommand } from "./common.ts";
 import { composeStatus } from "../compose/pin.ts";
 
@@ -46,16 +47,38 @@ No colour when stdout is not a terminal or NO_COLOR is set (the ✅/❌ marks st
           clock: systemClock,
           compose: (container) =>
             composeStatus(host.docker(), host.composeFiles(), host.config.compose, container),
+          notify: () => host.notifier(loggerFor("status")).channelStatus(),
         },
         host.config,
         { logLines: lines },
       );
       if (values.json) {
-        const { ok, checkedAt, service, cron, container, compose, watcher, lastUpdate, logs } =
-          report;
+        const {
+          ok,
+          checkedAt,
+          service,
+          cron,
+          container,
+          compose,
+          watcher,
+          lastUpdate,
+          notify,
+          logs,
+        } = report;
         ctx.stdout(
           printableJson(
-            { ok, checkedAt, service, cron, container, compose, watcher, lastUpdate, logs },
+            {
+              ok,
+              checkedAt,
+              service,
+              cron,
+              container,
+              compose,
+              watcher,
+              lastUpdate,
+              notify,
+              logs,
+            },
             2,
           ),
         );

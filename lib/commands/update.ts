@@ -8,6 +8,8 @@ import { loggerFor, setupLogging } from "../log.ts";
 import { printableFields, printableJson } from "../printable.ts";
 import { exitCodeOfOutcome, type UpdateReport } from "../update/report.ts";
 import { runUpdate } from "../update/run.ts";
+import { notifyUpdateEnded } from "../notify/hooks.ts";
+import { CLI_DELIVERY_WAIT_MS } from "../notify/notifier.ts";
 import { defineCommand } from "./common.ts";
 
 export const updateCommand = defineCommand({
@@ -57,7 +59,15 @@ it down: pulls while the old container runs, creates the new one beside it, swap
       });
       progress?.done();
       ctx.stdout(values.json ? printableJson(report, 2) : renderReport(report));
-      return exitCodeOfOutcome(report.outcome);
+      const code = exitCodeOfOutcome(report.outcome);
+      // The outcome, status file and exit code are settled: then notify, waiting at most
+      // CLI_DELIVERY_WAIT_MS (what is not delivered stays queued for the watcher or health).
+      const notifier = host.notifier(loggerFor("update"));
+      if (notifier.enabled) {
+        await notifyUpdateEnded(notifier, deps.journal, report);
+        await notifier.deliverWithin(CLI_DELIVERY_WAIT_MS);
+      }
+      return code;
     } catch (err) {
       if (err instanceof RejectedError) {
         metrics.record({

@@ -13,6 +13,8 @@ import { recoverFromJournal } from "../update/recover.ts";
 import { runUpdate } from "../update/run.ts";
 import { runWatch } from "../watch/loop.ts";
 import { defineCommand } from "./common.ts";
+import { notifyingRecover, notifyingStatus, notifyUpdateEnded } from "../notify/hooks.ts";
+import { watchDockerForNotify } from "../notify/docker_outage.ts";
 
 export const watchCommand = defineCommand({
   name: "watch",
@@ -31,6 +33,9 @@ for each request the bot writes there (see docs/trigger-protocol.md). Runs under
     reference (plain, or JSON {"image", "id", "force"}) from an allowed repository. Anything
     else is rejected: state "rejected" and the reason in <dataDir>/.update_status.json.
   - Writes a heartbeat to <stateDir>/heartbeat.json every 30 s.
+  - With 'notify' configured: delivers notifications in the background (the outbox in
+    <stateDir>/notify/), and says when Docker has been unreachable for 5 minutes and when
+    it is back.
   - SIGTERM/SIGINT: takes no new trigger; an update in progress finishes first.
 
 Logs to <logDir>/monitor.log (updates to <logDir>/update.log) and stderr.`,
@@ -57,6 +62,7 @@ Logs to <logDir>/monitor.log (updates to <logDir>/update.log) and stderr.`,
     const deps = host.update(loggerFor("update"));
     const metrics = deps.metrics = host.metrics(log);
     const heartbeat = host.heartbeat();
+    const notifier = host.notifier(log);
 
     const stop = new AbortController();
     const removeSignalHandlers = onStopSignals((signal) => {
@@ -69,6 +75,11 @@ Logs to <logDir>/monitor.log (updates to <logDir>/update.log) and stderr.`,
       log.info("stopping: no new triggers; an update in progress finishes first", { signal });
       stop.abort();
     });
+    const background: Promise<void>[] = [];
+    if (notifier.enabled) {
+      background.push(notifier.run(stop.signal));
+      background.push(watchDockerForNotify(notifier, () => deps.docker.ping(), stop.signal));
+    }
     try {
       await runWatch(
         {
@@ -94,9 +105,14 @@ Logs to <logDir>/monitor.log (updates to <logDir>/update.log) and stderr.`,
             },
           },
           metrics,
-          status: deps.status,
-          update: (request) => runUpdate(deps, cfg, request),
-          recover: () => recoverFromJournal(deps, cfg),
+          status: notifyingStatus(notifier, deps.status),
+          update: async (request) => {
+            const report = await runUpdate(deps, cfg, request);
+            // After the outcome and the status file; delivery runs in the background.
+            void notifyUpdateEnded(notifier, deps.journal, report);
+            return report;
+          },
+          recover: notifyingRecover(notifier, deps.journal, () => recoverFromJournal(deps, cfg)),
           ping: async () => {
             await deps.docker.ping();
           },
@@ -107,6 +123,8 @@ Logs to <logDir>/monitor.log (updates to <logDir>/update.log) and stderr.`,
       );
       return 0;
     } finally {
+      stop.abort();
+      await Promise.all(background);
       removeSignalHandlers();
       await metrics.flush();
       host.close();

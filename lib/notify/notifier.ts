@@ -10,9 +10,16 @@
 
 import type { Logger } from "../log.ts";
 import type { Clock } from "../state.ts";
-import type { Outcome, UpdateReport } from "../update/report.ts";
+import type { Outcome, StatusFile, UpdateReport } from "../update/report.ts";
+import { printable } from "../printable.ts";
 import type { ChannelConfig, NotifyLanguage } from "./channels.ts";
-import { type EventName, newNotification, type Notification, updateFields } from "./events.ts";
+import {
+  ERROR_MAX,
+  type EventName,
+  newNotification,
+  type Notification,
+  updateFields,
+} from "./events.ts";
 import {
   buildRequest,
   type HttpAnswer,
@@ -221,17 +228,33 @@ export class Notifier {
     await this.enqueue(this.notification(event, fields));
   }
 
-  /** A rollback left unfinished in the journal (reported once per journal). */
-  async rollbackUnfinished(report: UpdateReport): Promise<void> {
+  /**
+   * A rollback left unfinished: the journal (whose update id is `updateId`) holds what is left
+   * to do, and the bot may be stopped. Reported once per journal.
+   */
+  async rollbackUnfinished(updateId: string, fields: Partial<Notification>): Promise<void> {
     if (!this.enabled) return;
     try {
       const state = await this.deps.state.read();
-      if (state.unfinishedUpdate === report.id) return;
-      await this.deps.state.update((s) => (s.unfinishedUpdate = report.id));
+      if (state.unfinishedUpdate === updateId) return;
+      await this.deps.state.update((s) => (s.unfinishedUpdate = updateId));
     } catch (err) {
       this.deps.logger.warn("cannot read the notification state", { error: this.why(err) });
     }
-    await this.enqueue(this.notification("rollback_unfinished", updateFields(report)));
+    await this.enqueue(this.notification("rollback_unfinished", { ...fields, updateId }));
+  }
+
+  /** A trigger the watcher refused (its status file entry): counted into bursts. */
+  async triggerRejected(status: StatusFile): Promise<void> {
+    if (!this.enabled || !this.settings.outcomes.includes("rejected")) return;
+    await this.rejectedTrigger(this.notification("update", {
+      outcome: "rejected",
+      image: status.image === null ? null : printable(status.image, 200),
+      requestId: status.requestId ? printable(status.requestId, 80) : null,
+      updateId: status.id,
+      error: status.error === null ? null : printable(status.error, ERROR_MAX),
+      finishedAt: status.finishedAt,
+    }));
   }
 
   /**
