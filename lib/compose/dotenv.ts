@@ -15,7 +15,7 @@ const LINE_RE = /^([ \t]*(?:export[ \t]+)?)([A-Za-z_][A-Za-z0-9_.-]*)([ \t]*=[ \
 
 /** Where `name` is set in an env file's text. Pure; never throws. */
 export function findEnvAssignment(text: string, name: string): EnvAssignment {
-  const found: EnvAssignment[] = [];
+  const found: { line: number; result: EnvAssignment }[] = [];
   let offset = 0;
   let lineNo = 0;
   for (const rawLine of text.split("\n")) {
@@ -27,18 +27,17 @@ export function findEnvAssignment(text: string, name: string): EnvAssignment {
     const m = LINE_RE.exec(line.slice(bom));
     if (!m || m[2] !== name) continue;
     const valueStart = lineStart + bom + m[1].length + m[2].length + m[3].length;
-    found.push(parseValue(m[4], valueStart, lineNo));
+    found.push({ line: lineNo, result: parseValue(m[4], valueStart, lineNo) });
   }
   if (found.length === 0) return { kind: "absent" };
   if (found.length > 1) {
     return {
       kind: "refused",
-      line: (found[1] as { span?: Span; line?: number }).span?.line ??
-        (found[1] as { line: number }).line,
+      line: found[1].line,
       reason: `${name} is set more than once in this file`,
     };
   }
-  return found[0];
+  return found[0].result;
 }
 
 function parseValue(rest: string, at: number, line: number): EnvAssignment {

@@ -6,7 +6,7 @@
  * operator must edit by hand.
  */
 
-import { familiarRepository, type ImageRef, parseImageRef, repositoryOf } from "../image_ref.ts";
+import { type ImageRef, parseImageRef, repositoryOf } from "../image_ref.ts";
 import { findEnvAssignment } from "./dotenv.ts";
 import type { ComposeProject } from "./project.ts";
 import { findImageInFile, type Span } from "./yaml_image.ts";
@@ -215,8 +215,7 @@ function inStyleOf(current: string, target: string): string {
   const rt = tryParse(target);
   if (!rc || !rt || repositoryOf(rc) !== repositoryOf(rt)) return target;
   const written = repositoryText(current, rc);
-  return `${written}${rt.tag ? `:${rt.tag}` : ""}${rt.digest ? `@${rt.digest}` : ""}` ||
-    `${familiarRepository(rt)}`;
+  return `${written}${rt.tag ? `:${rt.tag}` : ""}${rt.digest ? `@${rt.digest}` : ""}`;
 }
 
 function repositoryText(text: string, ref: ImageRef): string {

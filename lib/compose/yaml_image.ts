@@ -9,7 +9,7 @@
  * is a refusal with the line to edit by hand.
  */
 
-import { isAlias, isMap, isScalar, isSeq, type Node, parseAllDocuments, Scalar } from "yaml";
+import { isAlias, isMap, isScalar, type Node, parseAllDocuments, Scalar } from "yaml";
 
 /** A place in a text: offsets into the JS string, and the 1-based line for people. */
 export interface Span {
@@ -83,7 +83,7 @@ export function findImageInFile(text: string, service: string): ImageInFile {
   if (isAlias(image)) {
     return refuse(startOf(image), "the image is an alias (*name) of a value set elsewhere");
   }
-  if (!isScalar(image) || isSeq(image)) {
+  if (!isScalar(image)) {
     return refuse(startOf(image), "the image is not a single value");
   }
   if (image.anchor) {
