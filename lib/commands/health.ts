@@ -31,6 +31,7 @@ Every run is logged to <logDir>/health-check.log. Cron runs it every 5 minutes.`
   exitCodes: {
     0: "all well or repaired",
     1: "something is wrong that health could not repair",
+    2: "bad usage",
     3: "configuration error",
   },
   async run({ values, config }, ctx) {

@@ -16,7 +16,7 @@ whether a rollback is pending. The same text that watch, update and health write
 metricsFile for node_exporter's textfile collector; this command changes nothing, and works
 whether metricsFile is set or not (for a one-off look, or a node_exporter without the folder).`,
   options: {},
-  exitCodes: { 0: "printed", 3: "configuration error" },
+  exitCodes: { 0: "printed", 2: "bad usage", 3: "configuration error" },
   async run({ config }, ctx) {
     const host = ctx.host(config());
     try {

@@ -28,7 +28,12 @@ No colour when stdout is not a terminal or NO_COLOR is set (the ✅/❌ marks st
     },
     lines: { type: "string", value: "N", help: `log lines per file (default ${LOG_TAIL_LINES})` },
   },
-  exitCodes: { 0: "all well", 1: "something is wrong (a ❌ line)", 3: "configuration error" },
+  exitCodes: {
+    0: "all well",
+    1: "something is wrong (a ❌ line)",
+    2: "bad usage",
+    3: "configuration error",
+  },
   async run({ values, config }, ctx) {
     const lines = values.lines === undefined ? LOG_TAIL_LINES : Number(values.lines);
     if (!Number.isInteger(lines) || lines < 0 || lines > 1000) {

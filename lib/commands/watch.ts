@@ -42,6 +42,7 @@ Logs to <logDir>/monitor.log (updates to <logDir>/update.log) and stderr.`,
   options: {},
   exitCodes: {
     0: "stopped by a signal",
+    2: "bad usage",
     3: "configuration error",
     5: "another watcher runs on this stateDir",
   },

@@ -186,3 +186,13 @@ Deno.test("every command exits 3 on a configuration error, before it touches the
     }
   }
 });
+
+Deno.test("every command's help lists exit 2 and 3, which every command can give", async () => {
+  for (const c of COMMANDS) {
+    const t = testContext();
+    assert.equal(await main([c.name, "--help"], t.ctx), 0, c.name);
+    const codes = t.stdout().split(/^Exit codes:$/m)[1] ?? "";
+    assert.match(codes, /^ {2}2 /m, `${c.name} --help names exit 2`);
+    assert.match(codes, /^ {2}3 /m, `${c.name} --help names exit 3`);
+  }
+});
