@@ -49,6 +49,11 @@ export interface Notification {
   error: string | null;
   /** The failed new container's last output lines, printable and length-capped. */
   logTail: string[];
+  /**
+   * The update's warnings, printable and length-capped: for a docker compose bot, the compose
+   * file it could not pin (the file and line to edit). May be absent in an older outbox entry.
+   */
+  warnings?: string[];
   /** What health or the Docker watch saw (watcher and Docker events). */
   detail: string | null;
   /** How many events this message stands for (a burst of rejected triggers); 1 otherwise. */
@@ -98,6 +103,7 @@ export function updateFields(report: UpdateReport): Partial<Notification> {
     downtimeMs: report.downtimeMs,
     error: report.error === null ? null : printable(report.error, ERROR_MAX),
     logTail: cleanLogTail(r.logTail ?? []),
+    warnings: report.warnings.slice(0, 5).map((w) => printable(w, ERROR_MAX)),
   };
 }
 

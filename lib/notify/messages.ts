@@ -30,6 +30,7 @@ type Words = {
   request: string;
   error: string;
   detail: string;
+  warning: string;
   logs: string;
   testBody: string;
 };
@@ -57,6 +58,7 @@ const WORDS: Record<NotifyLanguage, Words> = {
     request: "request",
     error: "error",
     detail: "detail",
+    warning: "⚠️ warning",
     logs: "last output of the new container:",
     testBody: "hyperbot-ops can reach this channel.",
   },
@@ -82,6 +84,7 @@ const WORDS: Record<NotifyLanguage, Words> = {
     request: "请求",
     error: "错误",
     detail: "详情",
+    warning: "⚠️ 警告",
     logs: "新容器最后的输出:",
     testBody: "hyperbot-ops 可以向此频道发送消息。",
   },
@@ -107,6 +110,7 @@ export function renderText(n: Notification, language: NotifyLanguage): string {
   if (n.requestId) lines.push(`${w.request}: ${n.requestId}`);
   if (n.error) lines.push(`${w.error}: ${n.error}`);
   if (n.detail) lines.push(`${w.detail}: ${n.detail}`);
+  for (const warning of n.warnings ?? []) lines.push(`${w.warning}: ${warning}`);
   if (n.logTail.length) lines.push(w.logs, ...n.logTail.map((l) => `  ${l}`));
   lines.push(`— hyperbot-ops ${n.at}`);
   return lines.join("\n");

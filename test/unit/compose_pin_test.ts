@@ -10,6 +10,8 @@ import { runUpdate, type UpdateDeps } from "../../lib/update/run.ts";
 import { recoverFromJournal } from "../../lib/update/recover.ts";
 import { checkComposeAgreement } from "../../lib/compose/pin.ts";
 import { detectComposeProject } from "../../lib/compose/project.ts";
+import { newNotification, updateFields } from "../../lib/notify/events.ts";
+import { renderText } from "../../lib/notify/messages.ts";
 import { FakeComposeFiles } from "../fakes/compose.ts";
 import { FakeDockerEngine, type FakeDockerOptions } from "../fakes/docker.ts";
 import { FakeClock, FakeJournal, FakeLastUpdate, FakeLock, FakeStatus } from "../fakes/state.ts";
@@ -191,4 +193,26 @@ Deno.test("an update killed after verification and finished by recovery pins; on
     assert.equal(report?.outcome, pinned ? "updated" : "rolled_back", step);
     assert.equal(w.compose.files.get(YML), pinned ? COMPOSE_YML.replace(V1, V2) : COMPOSE_YML);
   }
+});
+
+Deno.test("the compose warning reaches the update's notification (en and zh), naming file and line", async () => {
+  const w = await world({ [YML]: "services:\n  app:\n    image: ${BOT_IMAGE}\n" });
+  const report = await runUpdate(w.deps, config(), { image: V2, source: "cli" });
+  const n = newNotification({
+    ...updateFields(report),
+    event: "update",
+    at: report.finishedAt,
+    host: "srv1",
+    container: report.container,
+  });
+  for (const [language, word] of [["en", "warning"], ["zh", "警告"]] as const) {
+    const text = renderText(n, language);
+    assert.match(
+      text,
+      new RegExp(`⚠️ ${word}: compose file not pinned, ${YML} line 3: BOT_IMAGE is not set`),
+    );
+  }
+  // An entry queued by an older version (no warnings field) still renders.
+  const { warnings: _, ...old } = n;
+  assert.doesNotMatch(renderText(old, "en"), /warning/);
 });
