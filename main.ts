@@ -20,6 +20,7 @@ import { closeLogging } from "./lib/log.ts";
 import { Host } from "./lib/adapters/host.ts";
 import {
   readTextFileOrNull,
+  realPath,
   stderrIsTerminal,
   stdoutIsTerminal,
   writeStderr,
@@ -82,6 +83,7 @@ export function realContext(): CliContext {
     color: stdoutIsTerminal() && !env.NO_COLOR,
     selfCommand: selfCommand(),
     readTextFile: readTextFileOrNull,
+    realPath,
     host: (config) => new Host(config, env, VERSION),
   };
 }

@@ -178,16 +178,22 @@ export interface LoadConfigOptions {
   /** `--config FILE`; falls back to HYPERBOT_OPS_CONFIG, then the default path. */
   configFile?: string;
   env?: Record<string, string | undefined>;
-  /** Reads a file; returns null when it does not exist. */
+  /**
+   * Reads a file; returns null when it does not exist. The CLI passes the host's
+   * (lib/adapters/process.ts); without one no file is read.
+   */
   readTextFile?: (path: string) => string | null;
-  /** The real path of an existing path (links resolved); throws when it does not exist. */
+  /**
+   * The real path of an existing path (links resolved); throws when it does not exist. The CLI
+   * passes the host's; without one no link is followed.
+   */
   realPath?: (path: string) => string;
 }
 
 /** Builds the configuration. Throws ConfigError naming the file and the key on bad input. */
 export function loadConfig(options: LoadConfigOptions = {}): Config {
   const env = options.env ?? {};
-  const read = options.readTextFile ?? readTextFileOrNull;
+  const read = options.readTextFile ?? (() => null);
   const explicitFile = options.configFile ?? env.HYPERBOT_OPS_CONFIG;
   const file = explicitFile ?? DEFAULT_CONFIG_FILE;
 
@@ -253,7 +259,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     pingUrl: value("pingUrl") ?? null,
     configFile: text === null ? null : file,
   };
-  checkFolderSeparation(config, sourceOf, options.realPath ?? Deno.realPathSync);
+  checkFolderSeparation(config, sourceOf, options.realPath ?? ((path) => path));
   return config;
 }
 
@@ -442,15 +448,6 @@ function coerce(key: ConfigKey, raw: unknown, source: string): unknown {
 
 function stripUndefined(input: ConfigInput): ConfigInput {
   return Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
-}
-
-function readTextFileOrNull(path: string): string | null {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return null;
-    throw new ConfigError("cannot read config file", { object: path, cause: err });
-  }
 }
 
 /** The socket path of a `unix://` docker host. */

@@ -41,6 +41,11 @@ export function readTextFileOrNull(path: string): string | null {
   }
 }
 
+/** The real path of an existing path, links resolved; throws when it does not exist. */
+export function realPath(path: string): string {
+  return Deno.realPathSync(path);
+}
+
 /** The last `n` lines of a file, reading at most its last 64 KiB; null when absent. */
 export async function tailLines(path: string, n: number): Promise<string[] | null> {
   let file: Deno.FsFile;

@@ -58,6 +58,8 @@ export interface CliContext {
   selfCommand: string[];
   /** Reads a text file; null when it does not exist. */
   readTextFile: (path: string) => string | null;
+  /** The real path of an existing path, links resolved; throws when it does not exist. */
+  realPath: (path: string) => string;
   /** The real adapters (Docker engine, systemctl, cron, files) for this configuration. */
   host: (config: Config) => Host;
 }
@@ -201,6 +203,7 @@ export function defineCommand(spec: CommandSpec): Command {
             ...configFlags(values),
             env: ctx.env,
             readTextFile: ctx.readTextFile,
+            realPath: ctx.realPath,
           }),
       }, ctx);
     },

@@ -103,6 +103,7 @@ Settings given as config flags (or environment variables) are saved in the confi
       configFile,
       env: ctx.env,
       readTextFile: (path) => path === configFile ? existingText ?? "{}" : ctx.readTextFile(path),
+      realPath: ctx.realPath,
     });
     await setupLogging({ logDir: config.logDir, files: [], stderrLevel: "warning" });
 

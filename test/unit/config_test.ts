@@ -126,7 +126,7 @@ Deno.test("zero seconds of verification is refused", () => {
 /** The ConfigError loadConfig throws for these flags, or fails the test. */
 function configErrorOf(flags: Partial<Record<string, string>>): ConfigError {
   try {
-    loadConfig({ env: {}, readTextFile: noFile, flags });
+    loadConfig({ env: {}, readTextFile: noFile, realPath: Deno.realPathSync, flags });
   } catch (err) {
     assert.ok(err instanceof ConfigError, String(err));
     return err;

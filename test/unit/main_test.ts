@@ -16,6 +16,7 @@ function testContext(files: Record<string, string> = {}) {
     color: false,
     selfCommand: ["/usr/local/bin/hyperbot-ops"],
     readTextFile: (path) => files[path] ?? null,
+    realPath: (path) => path,
     host: () => {
       throw new Error("this test must not build real adapters");
     },
