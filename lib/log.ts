@@ -1,24 +1,18 @@
 /**
- * Logging through LogTape: levels and fields, to stderr and to size-rotated files under logDir.
+ * Logging: levels and fields, to stderr and to size-rotated files under logDir.
  *
  * Each command logs under its own category, and each category has its own file:
- *   ["hyperbot-ops", "update"] -> update.log, ["hyperbot-ops", "watch"] -> monitor.log,
- *   ["hyperbot-ops", "health"] -> health-check.log.
+ *   update -> update.log, watch -> monitor.log, health -> health-check.log.
  * Files are created with mode 0640 and opened without following links (lib/adapters/log_file.ts);
  * at most MAX_LOG_FILES rotated files of MAX_LOG_BYTES each are kept per category.
+ *
+ * A few lines of routing instead of a logging package: the watcher spends its life idle, and
+ * an npm package brings Deno's npm and Node layers into its resident memory (issue 9).
  */
 
-import {
-  configure,
-  getLogger,
-  type LogLevel,
-  type LogRecord,
-  reset,
-  type Sink,
-} from "@logtape/logtape";
 import { join } from "node:path";
 import { errorText } from "./errors.ts";
-import { RotatingLogFile } from "./adapters/log_file.ts";
+import { makeLogDir, RotatingLogFile } from "./adapters/log_file.ts";
 import { printable, printableJson } from "./printable.ts";
 
 export type Fields = Record<string, unknown>;
@@ -44,69 +38,110 @@ export const LOG_FILES: Record<LogCategory, string | null> = {
 export const MAX_LOG_BYTES = 5 * 1024 * 1024;
 export const MAX_LOG_FILES = 5;
 
+export type LogLevel = "trace" | "debug" | "info" | "warning" | "error" | "fatal";
+const LEVEL_RANK: Record<LogLevel, number> = {
+  trace: 0,
+  debug: 1,
+  info: 2,
+  warning: 3,
+  error: 4,
+  fatal: 5,
+};
+
+/** One event: what formatRecord writes as one line. */
+export interface LogRecord {
+  /** `["hyperbot-ops", <category>]`. */
+  category: readonly string[];
+  level: LogLevel;
+  message: readonly unknown[];
+  properties: Record<string, unknown>;
+  /** Milliseconds since the epoch. */
+  timestamp: number;
+}
+
+type Sink = ((record: LogRecord) => void) & { close?: () => void };
+
 export interface LoggingOptions {
   logDir: string;
   /** Categories whose files this process writes. */
   files: LogCategory[];
-  /** Lowest level written to stderr. */
+  /** Lowest level written to stderr (default info). */
   stderrLevel?: LogLevel;
   /** Whether stderr lines carry a timestamp (not under journald, which adds its own). */
   stderrTimestamps?: boolean;
-  /** Lowest level written to files. */
+  /** Lowest level written to files (default debug). */
   fileLevel?: LogLevel;
 }
 
-/** Sets up LogTape once per process. Safe to call again (reconfigures). */
-export async function setupLogging(options: LoggingOptions): Promise<void> {
-  const sinks: Record<string, Sink> = {
-    stderr: (record) => console.error(formatRecord(record, options.stderrTimestamps ?? false)),
-  };
-  const loggers: Parameters<typeof configure>[0]["loggers"] = [
-    { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
-  ];
-  for (const category of Object.keys(LOG_FILES) as LogCategory[]) {
+/** Where records go: set by setupLogging; before it (and after closeLogging) nowhere. */
+let routes: {
+  stderr: Sink;
+  stderrLevel: number;
+  files: Partial<Record<LogCategory, Sink>>;
+  fileLevel: number;
+} | null = null;
+
+/** Sets up logging once per process. Safe to call again (reconfigures). */
+export function setupLogging(options: LoggingOptions): Promise<void> {
+  closeFiles();
+  const timestamps = options.stderrTimestamps ?? false;
+  const files: Partial<Record<LogCategory, Sink>> = {};
+  for (const category of options.files) {
     const file = LOG_FILES[category];
-    const categorySinks: string[] = [];
-    if (file && options.files.includes(category)) {
-      const path = join(options.logDir, file);
-      try {
-        Deno.mkdirSync(options.logDir, { recursive: true, mode: 0o750 });
-        sinks[category] = fileSink(
-          new RotatingLogFile(path, { maxBytes: MAX_LOG_BYTES, maxFiles: MAX_LOG_FILES }),
-        );
-        categorySinks.push(category);
-      } catch (err) {
-        // A read-only or missing log folder must not stop an update: stderr still gets everything.
-        console.error(`warning: cannot write log file '${path}': ${errorText(err)}`);
-      }
+    if (!file) continue;
+    const path = join(options.logDir, file);
+    try {
+      makeLogDir(options.logDir);
+      files[category] = fileSink(
+        new RotatingLogFile(path, { maxBytes: MAX_LOG_BYTES, maxFiles: MAX_LOG_FILES }),
+      );
+    } catch (err) {
+      // A read-only or missing log folder must not stop an update: stderr still gets everything.
+      console.error(`warning: cannot write log file '${path}': ${errorText(err)}`);
     }
-    loggers.push({
-      category: ["hyperbot-ops", category],
-      lowestLevel: "debug",
-      sinks: categorySinks,
-    });
   }
-  loggers.push({
-    category: ["hyperbot-ops"],
-    lowestLevel: options.stderrLevel ?? "info",
-    sinks: ["stderr"],
-  });
-  await configure({ sinks, loggers, reset: true });
+  routes = {
+    stderr: (record) => console.error(formatRecord(record, timestamps)),
+    stderrLevel: LEVEL_RANK[options.stderrLevel ?? "info"],
+    files,
+    fileLevel: LEVEL_RANK[options.fileLevel ?? "debug"],
+  };
+  return Promise.resolve();
 }
 
-/** Flushes and closes the file sinks. */
-export async function closeLogging(): Promise<void> {
-  await reset();
+/** Closes the log files; later records go nowhere. */
+export function closeLogging(): Promise<void> {
+  closeFiles();
+  routes = null;
+  return Promise.resolve();
+}
+
+function closeFiles() {
+  for (const sink of Object.values(routes?.files ?? {})) sink.close?.();
+}
+
+function emit(category: LogCategory, level: LogLevel, message: string, fields: Fields = {}) {
+  if (!routes) return;
+  const rank = LEVEL_RANK[level];
+  const record: LogRecord = {
+    category: ["hyperbot-ops", category],
+    level,
+    message: [message],
+    properties: fields,
+    timestamp: Date.now(),
+  };
+  const file = routes.files[category];
+  if (file && rank >= routes.fileLevel) file(record);
+  if (rank >= routes.stderrLevel) routes.stderr(record);
 }
 
 /** The logger of one category. */
 export function loggerFor(category: LogCategory): Logger {
-  const logger = getLogger(["hyperbot-ops", category]);
   return {
-    debug: (message, fields) => logger.debug(message, fields ?? {}),
-    info: (message, fields) => logger.info(message, fields ?? {}),
-    warn: (message, fields) => logger.warn(message, fields ?? {}),
-    error: (message, fields) => logger.error(message, fields ?? {}),
+    debug: (message, fields) => emit(category, "debug", message, fields),
+    info: (message, fields) => emit(category, "info", message, fields),
+    warn: (message, fields) => emit(category, "warning", message, fields),
+    error: (message, fields) => emit(category, "error", message, fields),
   };
 }
 
@@ -192,5 +227,5 @@ function fileSink(file: RotatingLogFile): Sink {
       failing = true;
     }
   };
-  return Object.assign(sink, { [Symbol.dispose]: () => file.close() });
+  return Object.assign(sink, { close: () => file.close() });
 }

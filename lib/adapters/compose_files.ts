@@ -16,7 +16,6 @@
  *   secrets). The file is read again just before: an edit made meanwhile is not overwritten.
  */
 
-import { constants, promises as fsp } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { BACKUP_SUFFIX, type ComposeFiles } from "../compose/pin.ts";
 import { syncDir } from "./files.ts";
@@ -60,6 +59,7 @@ export class OperatorComposeFiles implements ComposeFiles {
     if (!entry.isFile) throw new Error(`${path} is not a regular file`);
     if (entry.size > MAX_BYTES) throw new Error(`${path} is larger than 1 MiB`);
     await this.checkOutsideDataDir(path);
+    const { constants, promises: fsp } = await nodeFs();
     const handle = await fsp.open(
       path,
       constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK,
@@ -105,6 +105,7 @@ async function writeBeside(
 ): Promise<void> {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${crypto.randomUUID().slice(0, 8)}.tmp`);
+  const { constants, promises: fsp } = await nodeFs();
   const handle = await fsp.open(
     tmp,
     constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
@@ -132,4 +133,9 @@ async function writeBeside(
     throw err;
   }
   await syncDir(dir);
+}
+
+/** node:fs on first use: its import alone costs an idle watcher ~8 MiB (issue 9). */
+function nodeFs(): Promise<typeof import("node:fs")> {
+  return import("node:fs");
 }

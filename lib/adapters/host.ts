@@ -29,6 +29,7 @@ import { tailLines } from "./process.ts";
 import { Notifier } from "../notify/notifier.ts";
 import { FetchHttpOut } from "./http_out.ts";
 import { FileNotifyStateStore, FileOutboxStore, systemHostName } from "./notify_files.ts";
+import { releaseCodePages } from "./memory.ts";
 import { runCommand } from "./run_command.ts";
 import { SystemctlServiceManager } from "./systemctl.ts";
 
@@ -147,6 +148,14 @@ export class Host {
   /** The last `n` lines of a log file; null when absent. */
   tail(path: string, n: number): Promise<string[] | null> {
     return tailLines(path, n);
+  }
+
+  /**
+   * Drops the clean code pages start-up ran once from this process's resident set (see
+   * lib/adapters/memory.ts); the idle watcher calls it. Returns the KiB released.
+   */
+  releaseCodePages(): number {
+    return releaseCodePages();
   }
 
   /** Whether this process runs as root. */

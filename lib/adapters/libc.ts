@@ -9,23 +9,27 @@
  * Needs --allow-ffi (lib/runtime_flags.ts, deno.json's compile task).
  */
 
-import { constants } from "node:fs";
-
 export const AT_FDCWD = -100;
 export const AT_SYMLINK_NOFOLLOW = 0x100;
 export const AT_REMOVEDIR = 0x200;
 export const AT_EMPTY_PATH = 0x1000;
 
+// Linux's values (asm-generic, as on x86_64 and aarch64, except the two aarch64 moves). Written
+// out instead of read from node:fs, whose import alone costs the idle watcher ~8 MiB (issue 9).
+const AARCH64 = Deno.build.arch === "aarch64";
 export const O_RDONLY = 0;
-export const O_NONBLOCK = constants.O_NONBLOCK;
-export const O_NOFOLLOW = constants.O_NOFOLLOW;
-export const O_DIRECTORY = constants.O_DIRECTORY;
-export const O_NOCTTY = constants.O_NOCTTY;
-/** The same value on x86_64 and aarch64 (node does not export these two). */
+export const O_WRONLY = 0o1;
+export const O_CREAT = 0o100;
+export const O_EXCL = 0o200;
+export const O_NOCTTY = 0o400;
+export const O_APPEND = 0o2000;
+export const O_NONBLOCK = 0o4000;
+export const O_DIRECTORY = AARCH64 ? 0o40000 : 0o200000;
+export const O_NOFOLLOW = AARCH64 ? 0o100000 : 0o400000;
 export const O_PATH = 0o10000000;
 export const O_CLOEXEC = 0o2000000;
 /** O_WRONLY|O_CREAT|O_EXCL (tests make files through a folder handle with it). */
-export const O_CREAT_EXCL_WRONLY = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
+export const O_CREAT_EXCL_WRONLY = O_WRONLY | O_CREAT | O_EXCL;
 
 export const IN_NONBLOCK = O_NONBLOCK;
 export const IN_CLOEXEC = O_CLOEXEC;
@@ -82,6 +86,8 @@ const SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
   openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
+  fchmod: { parameters: ["i32", "u32"], result: "i32" },
+  madvise: { parameters: ["usize", "usize", "i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
@@ -136,6 +142,17 @@ function check(call: string, result: number, path?: string): number {
 export function openat(dirfd: number, path: string, flags: number, mode = 0): number {
   const f = libc();
   return check("open", f.openat(dirfd, cstr(path), flags | O_CLOEXEC, mode), path);
+}
+
+export function fchmod(fd: number, mode: number): void {
+  check("fchmod", libc().fchmod(fd, mode), `fd ${fd}`);
+}
+
+export const MADV_DONTNEED = 4;
+
+/** madvise(2) on `[start, start + length)`; both page-aligned. */
+export function madvise(start: bigint, length: bigint, advice: number): void {
+  check("madvise", libc().madvise(start, length, advice));
 }
 
 export function close(fd: number): void {

@@ -12,14 +12,18 @@
  */
 
 import {
-  closeSync,
-  constants,
-  fchmodSync,
-  fstatSync,
-  openSync,
-  renameSync,
-  writeSync,
-} from "node:fs";
+  AT_FDCWD,
+  close,
+  fchmod,
+  fstat,
+  O_APPEND,
+  O_CREAT,
+  O_NOFOLLOW,
+  O_NONBLOCK,
+  O_WRONLY,
+  openat,
+  write,
+} from "./libc.ts";
 
 export interface RotatingLogFileOptions {
   /** The live file's size limit in bytes; a line that would cross it starts a new file. */
@@ -30,22 +34,26 @@ export interface RotatingLogFileOptions {
   mode?: number;
 }
 
-const OPEN_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT |
-  constants.O_NOFOLLOW | constants.O_NONBLOCK;
+const OPEN_FLAGS = O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK;
+
+/** Creates the log folder (and its parents) when missing, mode 0750. */
+export function makeLogDir(dir: string): void {
+  Deno.mkdirSync(dir, { recursive: true, mode: 0o750 });
+}
 
 /**
  * Opens `path` for appending: never through a link (ELOOP), only a regular file (else throws
  * an Error saying what it found), with its mode set through the handle. Returns the descriptor.
  */
 export function openLogFile(path: string, mode = 0o640): number {
-  const fd = openSync(path, OPEN_FLAGS, mode);
+  const fd = openat(AT_FDCWD, path, OPEN_FLAGS, mode);
   try {
-    const stat = fstatSync(fd);
-    if (!stat.isFile()) throw new Error(`'${path}' is not a regular file`);
-    if ((stat.mode & 0o7777) !== mode) fchmodSync(fd, mode);
+    const stat = fstat(fd);
+    if (stat.kind !== "file") throw new Error(`'${path}' is not a regular file`);
+    if ((stat.mode & 0o7777) !== mode) fchmod(fd, mode);
     return fd;
   } catch (err) {
-    closeSync(fd);
+    close(fd);
     throw err;
   }
 }
@@ -63,19 +71,19 @@ export class RotatingLogFile {
   constructor(readonly path: string, private readonly options: RotatingLogFileOptions) {
     this.mode = options.mode ?? 0o640;
     this.fd = openLogFile(path, this.mode);
-    this.size = fstatSync(this.fd).size;
+    this.size = fstat(this.fd).size;
   }
 
-  write(bytes: Uint8Array): void {
+  write(bytes: Uint8Array<ArrayBuffer>): void {
     if (this.size > 0 && this.size + bytes.length > this.options.maxBytes) this.rotate();
     if (this.fd === null) this.fd = openLogFile(this.path, this.mode);
     let done = 0;
-    while (done < bytes.length) done += writeSync(this.fd, bytes, done, bytes.length - done);
+    while (done < bytes.length) done += write(this.fd, bytes.subarray(done));
     this.size += bytes.length;
   }
 
   close(): void {
-    if (this.fd !== null) closeSync(this.fd);
+    if (this.fd !== null) close(this.fd);
     this.fd = null;
   }
 
@@ -84,14 +92,14 @@ export class RotatingLogFile {
     this.close();
     for (let i = this.options.maxFiles - 1; i >= 1; i--) {
       try {
-        renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`);
+        Deno.renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`);
       } catch {
         // A missing older file is the normal case while the logs are young.
       }
     }
-    if (this.options.maxFiles >= 1) renameSync(this.path, `${this.path}.1`);
+    if (this.options.maxFiles >= 1) Deno.renameSync(this.path, `${this.path}.1`);
     this.fd = openLogFile(this.path, this.mode);
     // A file swapped in between the rename and the open already has content: count it.
-    this.size = fstatSync(this.fd).size;
+    this.size = fstat(this.fd).size;
   }
 }

@@ -118,6 +118,10 @@ Logs to <logDir>/monitor.log (updates to <logDir>/update.log) and stderr.`,
             await deps.docker.ping();
           },
           pid: host.pid,
+          onIdle: () => {
+            const kib = host.releaseCodePages();
+            log.debug("released start-up code pages", { kib });
+          },
         },
         cfg,
         stop.signal,

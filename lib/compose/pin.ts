@@ -11,15 +11,9 @@
 import type { ContainerInfo, Containers, Images } from "../docker.ts";
 import { errorText } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import {
-  checkChange,
-  type FileChange,
-  type FileTexts,
-  type Place,
-  planPin,
-  resolveImageSource,
-  sameImage,
-} from "./plan.ts";
+// plan.ts (and the yaml package under it) loads only for a compose-managed container: the
+// watcher of a plain `docker run` bot never holds it in memory.
+import type { FileChange, FileTexts, Place } from "./plan.ts";
 import { type ComposeDetection, type ComposeProject, detectComposeProject } from "./project.ts";
 
 export type ComposeMode = "pin" | "warn" | "off";
@@ -81,6 +75,7 @@ export async function pinComposeImage(
     }
     const project = detection.project;
     const texts = await readProject(deps.files, project);
+    const { checkChange, planPin } = await import("./plan.ts");
     const plan = planPin(project, texts, image);
     if (plan.kind === "agrees") {
       deps.logger.debug("the compose project already names this image", {
@@ -176,6 +171,7 @@ export async function checkComposeAgreement(
   const project = detection.project;
   const names = { project: project.project, service: project.service };
   try {
+    const { resolveImageSource, sameImage } = await import("./plan.ts");
     const r = resolveImageSource(project, await readProject(files, project));
     if (!r.ok) return { ...base, ...names, file: r.at.file, line: r.at.line, reason: r.reason };
     return {

@@ -54,6 +54,8 @@ export interface WatchDeps {
   /** Checks that the Docker daemon answers. Throws DockerError when it does not. */
   ping(): Promise<void>;
   pid: number;
+  /** Called each time the watcher goes idle (after start-up, after an update): memory upkeep. */
+  onIdle?(): void;
 }
 
 export interface WatchOptions {
@@ -145,6 +147,7 @@ class WatchLoop {
 
   private async setState(state: WatchState) {
     await this.heartbeat.setState(state);
+    if (state === "idle") this.deps.onIdle?.();
   }
 
   async run(): Promise<WatchSummary> {

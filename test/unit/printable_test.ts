@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { printable, printableFields, printableJson } from "../../lib/printable.ts";
-import { formatRecord } from "../../lib/log.ts";
-import type { LogRecord } from "@logtape/logtape";
+import { formatRecord, type LogRecord } from "../../lib/log.ts";
 
 /** What must never come out raw: each one changes what a terminal shows or a reader sees. */
 const HOSTILE = [
@@ -84,10 +83,9 @@ function record(message: string, properties: Record<string, unknown>): LogRecord
     category: ["hyperbot-ops", "watch"],
     level: "info",
     message: [message],
-    rawMessage: message,
     properties,
     timestamp: Date.parse("2026-01-05T10:00:00Z"),
-  } as LogRecord;
+  };
 }
 
 Deno.test("a log line quotes values with spaces, quotes, '=' or controls, and stays one line", () => {
