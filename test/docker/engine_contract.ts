@@ -5,7 +5,12 @@
  */
 
 import assert from "node:assert/strict";
-import type { ContainerConfig, CreateContainerBody, DockerEngine } from "../../lib/docker.ts";
+import type {
+  ContainerConfig,
+  CreateContainerBody,
+  DockerEngine,
+  RegistryAuth,
+} from "../../lib/docker.ts";
 import { DockerError } from "../../lib/errors.ts";
 import { eventually } from "../support/wait.ts";
 
@@ -51,6 +56,18 @@ export const CONTRACT_IMAGE_LOGS = ["hello-stdout", "hello-stderr"];
 
 export interface ContractSubject {
   engine: DockerEngine;
+  /** A registry the engine pulls from: the fake's map, or the private test registry. */
+  registry: {
+    /** A repository of ours in it (`host/path`, no tag). */
+    repository: string;
+    auth: RegistryAuth | null;
+    /**
+     * Makes `<repository>:<tag>` a new image in the registry, build `build` of the contract
+     * image (label `hbt.build`), as a release pushed again under the same tag is; the engine
+     * does not have it until it pulls.
+     */
+    publish(tag: string, build: number): Promise<void>;
+  };
   /** Removes every container (and its volumes), network and extra tag the test made. */
   cleanup(): Promise<void>;
 }
@@ -120,7 +137,10 @@ async function waitForLogs(engine: DockerEngine, id: string) {
 
 /** Registers the contract's tests under `label` ("fake", "real"). */
 export function engineContract(label: string, factory: () => Promise<ContractSubject>): void {
-  const test = (name: string, fn: (engine: DockerEngine) => Promise<void>) =>
+  const test = (
+    name: string,
+    fn: (engine: DockerEngine, registry: ContractSubject["registry"]) => Promise<void>,
+  ) =>
     Deno.test({
       name: `${label} engine: ${name}`,
       sanitizeResources: false,
@@ -128,7 +148,7 @@ export function engineContract(label: string, factory: () => Promise<ContractSub
       fn: async () => {
         const subject = await factory();
         try {
-          await fn(subject.engine);
+          await fn(subject.engine, subject.registry);
         } finally {
           await subject.cleanup();
         }
@@ -520,4 +540,38 @@ export function engineContract(label: string, factory: () => Promise<ContractSub
     assert.ok((await engine.inspectContainer(a))?.running);
     await engine.stopContainer(a, { timeoutSeconds: 1, signal: "SIGKILL" });
   });
+
+  test(
+    "a pull of a tag the registry does not have fails, and nothing is tagged",
+    async (engine, registry) => {
+      const ref = `${registry.repository}:no-such-tag`;
+      await assert.rejects(engine.pullImage(ref, { auth: registry.auth }), (err: unknown) => {
+        assert.ok(err instanceof DockerError, `expected a DockerError, got ${err}`);
+        assert.match(err.message, /not found|manifest unknown/);
+        return true;
+      });
+      assert.equal(await engine.inspectImage(ref), null);
+    },
+  );
+
+  test(
+    "a tag published again moves to the new image on the next pull",
+    async (engine, registry) => {
+      const ref = `${registry.repository}:moving`;
+      await registry.publish("moving", 1);
+      await engine.pullImage(ref, { auth: registry.auth });
+      const first = await engine.inspectImage(ref);
+      assert.equal(first?.config.Labels?.["hbt.build"], "1");
+      await registry.publish("moving", 2);
+      assert.equal((await engine.inspectImage(ref))?.id, first.id, "nothing moves before a pull");
+      await engine.pullImage(ref, { auth: registry.auth });
+      const second = await engine.inspectImage(ref);
+      assert.ok(second);
+      assert.notEqual(second.id, first.id);
+      assert.equal(second.config.Labels?.["hbt.build"], "2");
+      const old = await engine.inspectImage(first.id);
+      assert.ok(old, "the old image is still there, by ID");
+      assert.ok(!old.repoTags.some((t) => t.endsWith(":moving")), "but no longer under the tag");
+    },
+  );
 }

@@ -96,6 +96,8 @@ async function cleanupDocker(): Promise<void> {
     .split("\n")
     .filter((t) => t.startsWith(`${PREFIX}tagged:`) || t.startsWith(`${PUSHED}:`));
   if (tags.length) await dockerQuiet("rmi", ...tags);
+  // The builds publishBuild made that lost their tag on a re-pull (only ours carry the label).
+  await dockerQuiet("image", "prune", "-f", "--filter", "label=hbt.build");
 }
 
 async function subject() {
@@ -106,11 +108,66 @@ async function subject() {
   await cleanupDocker();
   return {
     engine,
+    registry: {
+      repository: PUSHED,
+      auth: { username: REGISTRY_USER, password: REGISTRY_PASSWORD, serveraddress: REGISTRY },
+      publish: publishBuild,
+    },
     cleanup: async () => {
       engine.close();
       await cleanupDocker();
     },
   };
+}
+
+/**
+ * Builds build `build` of the contract image and makes it `${PUSHED}:<tag>` in the registry
+ * only: it is pushed under a throwaway tag (so no local tag moves) and the registry's manifest is
+ * copied to `<tag>`, then the throwaway tag is dropped locally.
+ */
+async function publishBuild(tag: string, build: number): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "hbt-engine-build-" });
+  const config = await Deno.makeTempDir({ prefix: "hbt-engine-config-" });
+  const scratch = `build-${build}-${crypto.randomUUID().slice(0, 8)}`;
+  const scratchRef = `${PUSHED}:${scratch}`;
+  try {
+    await Deno.writeTextFile(
+      join(dir, "Dockerfile"),
+      `FROM ${CONTRACT_IMAGE}\nLABEL hbt.build="${build}"\n`,
+    );
+    const built = await runCommand("docker", ["build", "-q", "-t", scratchRef, dir], {
+      env: { ...Deno.env.toObject(), DOCKER_BUILDKIT: "0" },
+      timeoutMs: 120_000,
+    });
+    if (built.code !== 0) await docker("build", "-q", "-t", scratchRef, dir);
+    await writeDockerConfig(config, {
+      auths: { [REGISTRY]: { auth: btoa(`${REGISTRY_USER}:${REGISTRY_PASSWORD}`) } },
+    });
+    await docker("--config", config, "push", scratchRef);
+    const manifests = `http://${REGISTRY}/v2/${PUSHED.slice(REGISTRY.length + 1)}/manifests`;
+    const authorization = `Basic ${btoa(`${REGISTRY_USER}:${REGISTRY_PASSWORD}`)}`;
+    const got = await fetch(`${manifests}/${scratch}`, {
+      headers: {
+        Authorization: authorization,
+        Accept: "application/vnd.docker.distribution.manifest.v2+json",
+      },
+    });
+    assert.equal(got.status, 200, `GET manifest ${scratch}`);
+    const put = await fetch(`${manifests}/${tag}`, {
+      method: "PUT",
+      headers: {
+        Authorization: authorization,
+        "Content-Type": got.headers.get("content-type") ?? "",
+      },
+      body: await got.arrayBuffer(),
+    });
+    await put.body?.cancel();
+    assert.equal(put.status, 201, `PUT manifest ${tag}`);
+  } finally {
+    await dockerQuiet("rmi", scratchRef);
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(config, { recursive: true });
+  }
 }
 
 engineContract("real", subject);

@@ -28,10 +28,25 @@ function contractFake(): FakeDockerEngine {
   return fake;
 }
 
-engineContract(
-  "fake",
-  () => Promise.resolve({ engine: contractFake(), cleanup: () => Promise.resolve() }),
-);
+engineContract("fake", () => {
+  const engine = contractFake();
+  const repository = "registry.example.com/hbt-engine/test";
+  return Promise.resolve({
+    engine,
+    registry: {
+      repository,
+      auth: null,
+      publish: (tag: string, build: number) => {
+        engine.publishImage(`${repository}:${tag}`, {
+          ...CONTRACT_IMAGE_CONFIG,
+          Labels: { ...CONTRACT_IMAGE_CONFIG.Labels, "hbt.build": String(build) },
+        });
+        return Promise.resolve();
+      },
+    },
+    cleanup: () => Promise.resolve(),
+  });
+});
 
 const APP_V1 = "registry.example.com/org/app:1";
 const APP_V2 = "registry.example.com/org/app:2";
