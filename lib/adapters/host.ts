@@ -6,6 +6,7 @@
  */
 
 import { type Config, socketPath } from "../config.ts";
+import type { Containers } from "../docker.ts";
 import { stopTimeoutSeconds } from "../install/plan.ts";
 import type { Logger } from "../log.ts";
 import { systemClock } from "../state.ts";
@@ -96,14 +97,18 @@ export class Host {
 
   /**
    * The metrics: counters in stateDir, the textfile when metricsFile is set. Flush it before
-   * the process ends (`await metrics.flush()`).
+   * the process ends (`await metrics.flush()`). `docker`: an engine the command has already
+   * (one HTTP client less in a long-running watcher).
    */
-  metrics(logger: Logger): MetricsRecorder {
+  metrics(
+    logger: Logger,
+    docker: Pick<Containers, "inspectContainer"> = this.docker({ requestTimeoutMs: 10_000 }),
+  ): MetricsRecorder {
     const cfg = this.config;
     return new MetricsRecorder({
       store: new FileCounterStore(cfg.stateDir),
       sources: metricsSources({
-        docker: this.docker({ requestTimeoutMs: 10_000 }),
+        docker,
         heartbeat: this.heartbeat(),
         journal: new FileJournalStore(cfg.stateDir),
         lock: new FlockUpdateLock(cfg.stateDir),

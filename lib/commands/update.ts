@@ -46,7 +46,7 @@ it down: pulls while the old container runs, creates the new one beside it, swap
     const host = ctx.host(config());
     await setupLogging({ logDir: host.config.logDir, files: ["update"] });
     const deps = host.update(loggerFor("update"));
-    const metrics = deps.metrics = host.metrics(loggerFor("update"));
+    const metrics = deps.metrics = host.metrics(loggerFor("update"), deps.docker);
     const progress = ctx.stderrIsTty && !values.json ? new PullProgressLine(ctx.stderr) : null;
     if (progress) deps.onPullProgress = (p) => progress.update(p);
     try {
@@ -101,6 +101,11 @@ export function renderReport(raw: UpdateReport): string {
   lines.push(`  image:    ${report.image ?? "-"}`);
   lines.push(`  previous: ${report.previousImage ?? "-"}`);
   lines.push(`  running:  ${report.imageId ?? "-"}`);
+  lines.push(
+    `  downtime: ${
+      report.downtimeMs === null ? "the bot is not running" : `${report.downtimeMs} ms`
+    } (the update took ${(report.durationMs / 1000).toFixed(1)} s)`,
+  );
   if (report.error) lines.push(`  error:    ${report.error}`);
   for (const w of report.warnings) lines.push(`  warning:  ${w}`);
   lines.push(

@@ -61,7 +61,7 @@ Logs to <logDir>/monitor.log (updates to <logDir>/update.log) and stderr.`,
     ).acquire({ pid: host.pid, command: "watch", since: new Date().toISOString() });
     // The crash hook (HYPERBOT_OPS_TEST_CRASH_AT) comes with the deps, as for `update`.
     const deps = host.update(loggerFor("update"));
-    const metrics = deps.metrics = host.metrics(log);
+    const metrics = deps.metrics = host.metrics(log, deps.docker);
     const heartbeat = host.heartbeat();
     const notifier = host.notifier(log);
 

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { renderReport } from "../../lib/commands/update.ts";
 import type { MetricsEvent } from "../../lib/metrics/counters.ts";
 import { loadConfig } from "../../lib/config.ts";
 import { LockedError, RejectedError } from "../../lib/errors.ts";
@@ -741,4 +742,14 @@ Deno.test("every ended update, and a recovered one, is told to the metrics with 
   const recovered = await recoverFromJournal({ ...deps, lock: new FakeLock() }, config());
   assert.equal(recorded.length, 2);
   assert.equal(recorded[1].kind === "update" && recorded[1].outcome, recovered?.outcome);
+});
+
+Deno.test("the update's report on the terminal says how long the bot was down", async () => {
+  const w = await timedWorld();
+  const deps: UpdateDeps = {
+    ...w.deps,
+    beforeStep: (s) => s === "rename" ? w.clock.advance(930) : undefined,
+  };
+  const report = await runUpdate(deps, config(), { image: V2, source: "cli" });
+  assert.match(renderReport(report), /^ {2}downtime: 930 ms \(the update took \d+\.\d s\)$/m);
 });
