@@ -87,7 +87,6 @@ export function newNotification(
 
 /** The update's part of a notification. Text from the container or a registry is made printable. */
 export function updateFields(report: UpdateReport): Partial<Notification> {
-  const r = report as UpdateReport & { logTail?: string[] };
   return {
     container: report.container,
     outcome: report.outcome,
@@ -102,7 +101,7 @@ export function updateFields(report: UpdateReport): Partial<Notification> {
     durationMs: report.durationMs,
     downtimeMs: report.downtimeMs,
     error: report.error === null ? null : printable(report.error, ERROR_MAX),
-    logTail: cleanLogTail(r.logTail ?? []),
+    logTail: cleanLogTail(report.logTail ?? []),
     warnings: report.warnings.slice(0, 5).map((w) => printable(w, ERROR_MAX)),
   };
 }

@@ -67,6 +67,11 @@ export interface UpdateReport {
   error: string | null;
   warnings: string[];
   steps: StepRecord[];
+  /**
+   * After a rollback: the failed new container's last output lines (at most 10, as the
+   * container printed them: untrusted, shown only through printable()).
+   */
+  logTail?: string[];
 }
 
 /** The status file the bot reads. Written atomically. */

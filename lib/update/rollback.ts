@@ -20,6 +20,8 @@ export interface ContainerOps {
   docker: Containers;
   clock: Clock;
   logger: Logger;
+  /** Told the failed new container's last output before it is removed (for notifications). */
+  onFailedOutput?: (output: string) => void;
 }
 
 /**
@@ -56,6 +58,7 @@ export async function rollBackContainers(
   }
   if (fresh && fresh.id !== old.id) {
     const output = await docker.containerLogs(fresh.id, FAILED_LOG_LINES).catch(() => "");
+    ops.onFailedOutput?.(output);
     logger.error("output of the new container before removal", {
       containerId: fresh.id.slice(0, 12),
       exitCode: fresh.exitCode,

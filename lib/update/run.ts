@@ -132,6 +132,8 @@ class UpdateRun {
   /** The image ID compared as the new one; null before the compare and after a rollback. */
   private newImageId: string | null = null;
   private readonly warnings: string[] = [];
+  /** The failed new container's last output lines (raw: notify makes them printable). */
+  private logTail: string[] = [];
   private readonly log: Logger;
   private readonly downtime: DowntimeMeter;
   /** The engine, with the downtime meter watching stops and starts. */
@@ -191,7 +193,7 @@ class UpdateRun {
     finishedAt: string,
     error: string | null,
   ): UpdateReport {
-    return reportOfJournal(this.journal, {
+    const report = reportOfJournal(this.journal, {
       outcome,
       imageId: this.newImageId ?? this.journal.previousImageId,
       finishedAt,
@@ -199,6 +201,7 @@ class UpdateRun {
       error,
       warnings: this.warnings,
     });
+    return this.logTail.length ? { ...report, logTail: this.logTail } : report;
   }
 
   async run(): Promise<UpdateReport> {
@@ -459,7 +462,14 @@ class UpdateRun {
         null,
         () =>
           rollBackContainers(
-            { docker: this.docker, clock: this.deps.clock, logger: this.log },
+            {
+              docker: this.docker,
+              clock: this.deps.clock,
+              logger: this.log,
+              onFailedOutput: (output) => {
+                this.logTail = output.split("\n").filter((l) => l.trim() !== "").slice(-10);
+              },
+            },
             this.journal,
             verifyOptions(this.config),
           ),
