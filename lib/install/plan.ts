@@ -24,7 +24,7 @@ export const PULL_ALLOWANCE_SECONDS = 300;
 export const STOP_ALLOWANCE_SECONDS = 60;
 
 export type FileRole = "config" | "launcher" | "unit" | "cron";
-export type DirRole = "base" | "data" | "log" | "state" | "config" | "launcher";
+export type DirRole = "base" | "data" | "log" | "state" | "config" | "launcher" | "metrics";
 
 export interface DesiredFile {
   role: FileRole;
@@ -152,6 +152,12 @@ export function desiredInstall(settings: InstallSettings): DesiredInstall {
     { role: "state", path: config.stateDir, mode: 0o750, enforceMode: true },
     { role: "config", path: dirname(settings.configFile), mode: 0o755, enforceMode: false },
   ];
+  // node_exporter (another user) reads the metrics file; the sandboxed watcher cannot create
+  // the folder under a read-only /var itself.
+  const metricsDir = config.metricsFile ? [dirname(config.metricsFile)] : [];
+  for (const path of metricsDir) {
+    dirs.push({ role: "metrics", path, mode: 0o755, enforceMode: false });
+  }
   const files: DesiredFile[] = [
     {
       role: "config",
@@ -172,7 +178,13 @@ export function desiredInstall(settings: InstallSettings): DesiredInstall {
       service: config.service,
       executable,
       configFile: settings.configFile,
-      readWritePaths: [config.baseDir, config.dataDir, config.logDir, config.stateDir],
+      readWritePaths: [
+        config.baseDir,
+        config.dataDir,
+        config.logDir,
+        config.stateDir,
+        ...metricsDir,
+      ],
       timeoutStopSec: stopTimeoutSeconds(config),
     }),
     mode: 0o644,

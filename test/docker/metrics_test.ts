@@ -134,6 +134,20 @@ Deno.test(
       await stop(watcher);
       watcher = null;
 
+      // `hyperbot-ops metrics` prints the same series (the heartbeat has moved on meanwhile).
+      const printed = await runCli(["metrics", ...cli], { env });
+      assert.equal(printed.code, 0, printed.stderr);
+      const file = await Deno.readTextFile(metricsFile);
+      for (
+        const series of [
+          'hyperbot_ops_updates_total{outcome="updated"}',
+          "hyperbot_ops_triggers_rejected_total",
+          "hyperbot_ops_container_up",
+        ]
+      ) {
+        assert.equal(sampleValue(printed.stdout, series), sampleValue(file, series), series);
+      }
+
       const check = await new Deno.Command("promtool", {
         args: ["check", "metrics"],
         stdin: "piped",

@@ -60,3 +60,25 @@ for (const mode of [[], ["--dry-run"]]) {
     }
   });
 }
+
+Deno.test("install --metrics sets metricsFile to node_exporter's textfile folder, which the unit may write", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hyperbot-install-cli-" });
+  try {
+    const r = await runCli([
+      "install",
+      "--metrics",
+      "--config",
+      join(dir, "etc", "config.json"),
+      "--base-dir",
+      join(dir, "base"),
+      "--state-dir",
+      join(dir, "state"),
+      "--service",
+      uniqueName("install"),
+    ]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^ReadWritePaths=.* -\/var\/lib\/node_exporter\/textfile_collector$/m);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -340,3 +340,20 @@ Deno.test("uninstall without a manifest removes only files that carry the instal
     ["cron"],
   );
 });
+
+Deno.test("with metricsFile, install creates its folder 0755, lets the sandboxed watcher write it and saves the key", async () => {
+  const { deps, files } = setup();
+  const file = "/var/lib/node_exporter/textfile_collector/hyperbot_ops.prom";
+  const actions = await install(deps, settings({}, { metricsFile: file }));
+  assert.ok(kinds(actions).includes("mkdir /var/lib/node_exporter/textfile_collector"));
+  assert.equal(files.dirs.get("/var/lib/node_exporter/textfile_collector"), 0o755);
+  const unit = files.files.get("/etc/systemd/system/hyperbot-update-monitor.service")!.content;
+  assert.match(unit, /^ReadWritePaths=.* -\/var\/lib\/node_exporter\/textfile_collector$/m);
+  assert.equal(
+    JSON.parse(files.files.get("/etc/hyperbot-ops/config.json")!.content).metricsFile,
+    file,
+  );
+  // Without it, neither the folder nor the path.
+  const plain = desiredInstall(settings());
+  assert.ok(!plain.dirs.some((d) => d.role === "metrics"));
+});
