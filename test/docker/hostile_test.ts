@@ -73,7 +73,7 @@ interface Watch {
   child: Deno.ChildProcess;
   output(): string;
   exited: Promise<Deno.CommandStatus>;
-  /** SIGTERM; resolves with the exit code and the milliseconds it took to exit. */
+  /** SIGTERM; resolves with the exit code (-1: hung, killed after 10 s) and the time it took. */
   stop(): Promise<{ code: number; ms: number }>;
 }
 
@@ -102,10 +102,21 @@ function startWatch(s: Setup): Watch {
       } catch {
         // Already gone.
       }
-      const st = await child.status;
+      // A watcher that hangs is killed after 10 s, so the test fails instead of hanging.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const hung = new Promise<null>((r) => timer = setTimeout(() => r(null), 10_000));
+      const st = await Promise.race([child.status, hung]);
+      clearTimeout(timer);
       const ms = performance.now() - at;
+      if (st === null) {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // Gone meanwhile.
+        }
+      }
       await exited;
-      return { code: st.code, ms };
+      return { code: st?.code ?? -1, ms };
     },
   };
 }
