@@ -6,7 +6,8 @@
  * 127.0.0.1:5000 and its login in /var/lib/hyperbot-test/docker-config) and fails without it.
  *
  * Phases, so that latency-sensitive figures are not disturbed by each other:
- *   1. trigger latency through inotify (alone)
+ *   1. trigger latency through inotify (alone), then again with 5 000 unrelated files and a FIFO
+ *      behind a link in dataDir, each ending with the time SIGTERM takes
  *   2. bot downtime of an update, three ways interleaved (alone)
  *   3. the watcher at rest, while the rescan-only and `sleep 5` latencies are collected in
  *      other folders (the idle watcher gets no event from them)
@@ -23,6 +24,7 @@ import { BENCH_V1, BOT, type DowntimeResult, measureDowntime } from "./downtime.
 import { type IdleResult, measureIdle, metricsFileOf, startIdleWatcher } from "./idle.ts";
 import { docker, dockerOk, ms, run, say } from "./support.ts";
 import {
+  HOSTILE_FILES,
   type LatencyResult,
   measureInotify,
   measureRescan,
@@ -112,7 +114,7 @@ interface Results {
 }
 
 function render(r: Results, info: Record<string, string>, command: string): string {
-  const [inotify, rescan, shell] = r.latency;
+  const [inotify, rescan, shell, hostile] = r.latency;
   const baseline = r.downtime.find((d) => d.variant === "baseline")!;
   const hyper = r.downtime.find((d) => d.variant === "hyperbot")!;
   const ratio = (d: DowntimeResult) => (d.medianMs / baseline.medianMs).toFixed(2);
@@ -134,6 +136,14 @@ function render(r: Results, info: Record<string, string>, command: string): stri
     `Target p99 < 100 ms: ${mark(inotify.p99 < 100)} (${ms(inotify.p99)}). ` +
       `The safety net bounds a lost event to the rescan interval (p99 ${ms(rescan.p99)}); ` +
       `today's loop: p50 ${ms(shell.p50)}, p99 ${ms(shell.p99)}.`,
+  );
+  lines.push("");
+  lines.push(
+    `With ${HOSTILE_FILES} unrelated files and a FIFO behind a link in dataDir: p99 < 100 ms ` +
+      `${mark(hostile.p99 < 100)} (${ms(hostile.p99)}). SIGTERM to exit, target < 2 s: ` +
+      `${mark(hostile.stopMs! < 2_000 && inotify.stopMs! < 2_000)} (${ms(hostile.stopMs!)} ` +
+      `with those entries, ${ms(inotify.stopMs!)} without). Detection reads inotify directly ` +
+      `(lib/adapters/fs_watcher.ts): nothing in the folder is opened.`,
   );
   lines.push("");
   lines.push(`### Bot downtime of one update (no bot container running)`);
@@ -254,8 +264,11 @@ async function main(): Promise<number> {
   say(`CLI: ${cliCommand().join(" ")}`);
   const info = await machine();
   try {
-    say(`1/4 trigger latency through inotify: ${sizes.inotify} triggers`);
+    say(
+      `1/4 trigger latency through inotify: ${sizes.inotify} triggers, then as many with hostile entries`,
+    );
     const inotify = await measureInotify(sizes.inotify);
+    const hostile = await measureInotify(sizes.inotify, true);
 
     say(`2/4 bot downtime: ${sizes.rounds} rounds of baseline, hyperbot-ops, naive script`);
     const downtime = await measureDowntime(sizes.rounds);
@@ -301,7 +314,15 @@ async function main(): Promise<number> {
     }
     const command = `deno task bench${quick ? " --quick" : ""}`;
     const report = render(
-      { sizes, quick, latency: [inotify, rescan, shell], downtime, idle, idleMetrics, commands },
+      {
+        sizes,
+        quick,
+        latency: [inotify, rescan, shell, hostile],
+        downtime,
+        idle,
+        idleMetrics,
+        commands,
+      },
       info,
       command,
     );

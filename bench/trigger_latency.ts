@@ -1,13 +1,14 @@
 /**
  * Trigger detection latency: from the moment the bench starts writing
- * `<dataDir>/.update_trigger` to the moment it is gone from dataDir (the watcher renamed it
- * into `<stateDir>/claimed/`). The bench polls for that every ~1 ms.
+ * `<dataDir>/.update_trigger` to the moment it is gone from that name (the watcher renamed it
+ * to its staging name to claim it). The bench polls for that every ~1 ms.
  *
  * Every trigger names a repository the watcher does not allow, so the watcher claims it,
  * rejects it (status "rejected") and is idle again within milliseconds: no update runs, and
  * the claim path measured is exactly the one a real update request takes.
  *
- *   inotify  the real `hyperbot-ops watch` process (a subprocess, as under systemd).
+ *   inotify  the real `hyperbot-ops watch` process (a subprocess, as under systemd); then again
+ *            with 5 000 unrelated files and a FIFO behind a link in dataDir (hostile).
  *   rescan   the same watch loop (lib/watch/loop.ts runWatch, the real FileTriggerInbox and status
  *            files) in this process, with a FolderWatcher that never reports an event: what
  *            happens when inotify events are lost. The watcher has no flag to turn events off,
@@ -48,6 +49,8 @@ export interface LatencyResult {
   p99: number;
   max: number;
   note: string;
+  /** From SIGTERM to the exit of the `watch` process, where one was measured. */
+  stopMs?: number;
 }
 
 function summarize(label: string, samples: number[], note: string): LatencyResult {
@@ -67,15 +70,40 @@ async function writeTrigger(dataDir: string, content: string): Promise<number> {
   return t0;
 }
 
-/** The real `hyperbot-ops watch` process, woken by inotify. */
-export async function measureInotify(count: number): Promise<LatencyResult> {
-  const box = await makeSandbox("inotify", [
+/** Unrelated files planted in dataDir for the hostile variant. */
+export const HOSTILE_FILES = 5_000;
+
+/**
+ * What an attacker in the bot's container leaves in dataDir for the hostile variant:
+ * HOSTILE_FILES unrelated files, and a FIFO behind a link (`sub/fifo`, `lnk -> sub/fifo`: this
+ * stalled Deno.watchFs until the 30 s rescan) plus a bare FIFO.
+ */
+async function plantHostileEntries(dataDir: string): Promise<void> {
+  for (let i = 0; i < HOSTILE_FILES; i++) {
+    await Deno.writeTextFile(join(dataDir, `unrelated-${i}.json`), `{"n":${i}}\n`);
+  }
+  await Deno.mkdir(join(dataDir, "sub"));
+  for (const fifo of [join(dataDir, "sub", "fifo"), join(dataDir, "fifo")]) {
+    const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    if (!mk.success) throw new Error(`mkfifo ${fifo} failed`);
+  }
+  await Deno.symlink("sub/fifo", join(dataDir, "lnk"));
+}
+
+/**
+ * The real `hyperbot-ops watch` process, woken by inotify. `hostile`: with the entries of
+ * plantHostileEntries in dataDir before the watcher starts and throughout.
+ */
+export async function measureInotify(count: number, hostile = false): Promise<LatencyResult> {
+  const box = await makeSandbox(hostile ? "hostile" : "inotify", [
     "--container",
     "hbt-bench-no-such-bot",
     "--allowed-image",
     ALLOWED_REPOSITORY,
   ]);
+  if (hostile) await plantHostileEntries(box.dataDir);
   const watch = spawnCli(["watch", ...box.flags]);
+  let stopMs: number | undefined;
   try {
     await waitForWatchState(box.stateDir, "idle");
     const samples: number[] = [];
@@ -87,13 +115,23 @@ export async function measureInotify(count: number): Promise<LatencyResult> {
       await sleep(40 + Math.random() * 120);
     }
     await checkRejected(box);
-    return summarize(
-      "hyperbot-ops watch (inotify)",
-      samples,
-      "real `watch` subprocess; triggers name a repository not allowed: claimed, then rejected",
-    );
-  } finally {
+    const stopAt = performance.now();
     await stopChild(watch);
+    stopMs = performance.now() - stopAt;
+    const result = hostile
+      ? summarize(
+        `hyperbot-ops watch (inotify), ${HOSTILE_FILES} unrelated files and a FIFO behind a link in dataDir`,
+        samples,
+        "as above, with those entries planted before the start",
+      )
+      : summarize(
+        "hyperbot-ops watch (inotify)",
+        samples,
+        "real `watch` subprocess; triggers name a repository not allowed: claimed, then rejected",
+      );
+    return { ...result, stopMs };
+  } finally {
+    if (stopMs === undefined) await stopChild(watch);
     await Deno.remove(box.base, { recursive: true }).catch(() => {});
   }
 }
