@@ -186,6 +186,8 @@ export function desiredInstall(settings: InstallSettings): DesiredInstall {
         ...metricsDir,
       ],
       timeoutStopSec: stopTimeoutSeconds(config),
+      // Notifications need the network; without them the watcher has none.
+      network: config.notify.length > 0,
     }),
     mode: 0o644,
   });

@@ -24,6 +24,11 @@ export interface UnitOptions {
   readWritePaths: string[];
   /** How long systemd waits for a stop, so an update in progress can finish (seconds). */
   timeoutStopSec: number;
+  /**
+   * The watcher sends notifications (`notify` is configured): it may open IPv4/IPv6 sockets to
+   * the chat services (or a proxy). Without it the unit keeps AF_UNIX only and no network.
+   */
+  network?: boolean;
 }
 
 /** The content of `<service>.service`. */
@@ -70,11 +75,7 @@ ProtectClock=yes
 ProtectHostname=yes
 ProtectProc=invisible
 ProcSubset=pid
-# The Docker Engine API is a unix socket; registries are reached by dockerd, not by us.
-RestrictAddressFamilies=AF_UNIX
-PrivateNetwork=yes
-IPAddressDeny=any
-RestrictNamespaces=yes
+${networkLines(options.network ?? false)}RestrictNamespaces=yes
 RestrictRealtime=yes
 RestrictSUIDSGID=yes
 LockPersonality=yes
@@ -87,6 +88,19 @@ SystemCallErrorNumber=EPERM
 
 [Install]
 WantedBy=multi-user.target
+`;
+}
+
+function networkLines(network: boolean): string {
+  if (network) {
+    return `# The Docker Engine API is a unix socket; notifications ('notify') go out over IPv4/IPv6.
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+`;
+  }
+  return `# The Docker Engine API is a unix socket; registries are reached by dockerd, not by us.
+RestrictAddressFamilies=AF_UNIX
+PrivateNetwork=yes
+IPAddressDeny=any
 `;
 }
 

@@ -173,3 +173,22 @@ Deno.test("ReadWritePaths escapes % but leaves $ alone (systemd expands no varia
   });
   assert.match(unit, /^ReadWritePaths=-\/opt\/\$bot$/m);
 });
+
+Deno.test("the unit has no network unless notify is configured; with it, IPv4/IPv6 sockets only", () => {
+  const closed = renderUnit(UNIT).split("\n");
+  for (
+    const line of ["RestrictAddressFamilies=AF_UNIX", "PrivateNetwork=yes", "IPAddressDeny=any"]
+  ) {
+    assert.ok(closed.includes(line), `missing: ${line}`);
+  }
+  const open = renderUnit({ ...UNIT, network: true }).split("\n");
+  assert.ok(open.includes("RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"));
+  assert.ok(!open.some((l) => /^(PrivateNetwork|IPAddressDeny)=/.test(l)));
+  // Everything else stays as hardened.
+  assert.deepEqual(
+    open.filter((l) => !l.startsWith("#") && !l.startsWith("RestrictAddressFamilies=")),
+    closed.filter((l) =>
+      !l.startsWith("#") && !/^(RestrictAddressFamilies|PrivateNetwork|IPAddressDeny)=/.test(l)
+    ),
+  );
+});
