@@ -275,3 +275,126 @@ Deno.test("recovery waits out a stop the daemon was still doing when the update 
   assert.equal(bot?.id, w.oldId);
   assert.ok(bot?.running, "the old container runs again after the stop ended");
 });
+
+// ---- putting the old container back: each rule (survivors of `deno task mutation`) --------
+
+/** An update that dies when it reaches `step` (the promise is abandoned, as with kill -9). */
+async function killAt(w: Awaited<ReturnType<typeof world>>, image: string, step: string) {
+  let reached = false;
+  const deps: UpdateDeps = {
+    ...w.deps,
+    beforeStep: (s) => {
+      if (s !== step) return;
+      reached = true;
+      return new Promise<void>(() => {});
+    },
+  };
+  void runUpdate(deps, config(), { image, source: "trigger" });
+  await settle(() => reached);
+  return { ...w.deps, lock: new FakeLock() };
+}
+
+Deno.test("a rollback keeps a stopped bot stopped: it was not running before the update", async () => {
+  const w = await world({ exitAfterStart: new Map([[BROKEN, 1]]) });
+  await w.docker.stopContainer(w.oldId);
+  const report = await runUpdate(w.deps, config(), { image: BROKEN, source: "cli" });
+  assert.equal(report.outcome, "rolled_back", report.error ?? "");
+  const bot = await w.docker.inspectContainer("bot");
+  assert.equal(bot?.id, w.oldId);
+  assert.equal(bot?.running, false, "not started by the rollback");
+});
+
+Deno.test("a rollback whose failed container's logs cannot be read still puts the old one back", async () => {
+  const w = await world({ exitAfterStart: new Map([[BROKEN, 1]]) });
+  w.docker.failNext("containerLogs", { status: 500, message: "logs are gone" });
+  const report = await runUpdate(w.deps, config(), { image: BROKEN, source: "cli" });
+  assert.equal(report.outcome, "rolled_back", report.error ?? "");
+  assert.ok((await w.docker.inspectContainer("bot"))?.running);
+});
+
+Deno.test("a rollback of a container without a restart policy needs none put back", async () => {
+  const w = await world({ exitAfterStart: new Map([[BROKEN, 1]]) });
+  delete w.docker.peek("bot")!.HostConfig.RestartPolicy;
+  const report = await runUpdate(w.deps, config(), { image: BROKEN, source: "cli" });
+  assert.equal(report.outcome, "rolled_back", report.error ?? "");
+  assert.ok((await w.docker.inspectContainer("bot"))?.running);
+});
+
+Deno.test("recovery from a kill before the stop never stops or restarts the running old container", async () => {
+  const w = await world();
+  const restarted = await killAt(w, V2, "create");
+  const startedAt = w.docker.peek(w.oldId)!.State.StartedAt;
+  const report = await recoverFromJournal(restarted, config());
+  assert.equal(report?.outcome, "rolled_back", report?.error ?? "");
+  assert.equal(w.docker.callsTo("stopContainer").length, 0, "the bot was never stopped");
+  assert.equal(w.docker.peek(w.oldId)?.State.StartedAt, startedAt, "nor restarted");
+});
+
+Deno.test("recovery when the new container is gone before the rollback still puts the old one back", async () => {
+  const w = await world();
+  const restarted = await killAt(w, V2, "start");
+  await w.docker.removeContainer(w.journal.entry!.newContainerId!, { force: true });
+  const report = await recoverFromJournal(restarted, config());
+  assert.equal(report?.outcome, "rolled_back", report?.error ?? "");
+  const bot = await w.docker.inspectContainer("bot");
+  assert.equal(bot?.id, w.oldId);
+  assert.ok(bot?.running);
+});
+
+Deno.test("recovery of a verified update whose new container is gone rolls back to the old one", async () => {
+  const w = await world();
+  const restarted = await killAt(w, V2, "cleanup");
+  await w.docker.removeContainer(w.journal.entry!.newContainerId!, { force: true });
+  const report = await recoverFromJournal(restarted, config());
+  assert.equal(report?.outcome, "rolled_back", report?.error ?? "");
+  const bot = await w.docker.inspectContainer("bot");
+  assert.equal(bot?.id, w.oldId);
+  assert.ok(bot?.running);
+});
+
+Deno.test("recovery of a verified update whose new container stopped starts it again", async () => {
+  const w = await world();
+  const restarted = await killAt(w, V2, "cleanup");
+  const fresh = w.journal.entry!.newContainerId!;
+  await w.docker.stopContainer(fresh);
+  const report = await recoverFromJournal(restarted, config());
+  assert.equal(report?.outcome, "updated", report?.error ?? "");
+  const bot = await w.docker.inspectContainer("bot");
+  assert.equal(bot?.id, fresh);
+  assert.ok(bot?.running);
+  assert.equal(w.docker.peek(w.oldId), undefined, "the old container is removed");
+});
+
+Deno.test("when someone removed the old container, recovery keeps the new one running under the bot's name", async () => {
+  const w = await world();
+  const restarted = await killAt(w, V2, "start");
+  const fresh = w.journal.entry!.newContainerId!;
+  await w.docker.removeContainer(w.oldId, { force: true });
+  await assert.rejects(
+    recoverFromJournal(restarted, config()),
+    /removed by someone else during the update; the new one was kept running/,
+  );
+  const bot = await w.docker.inspectContainer("bot");
+  assert.equal(bot?.id, fresh);
+  assert.ok(bot?.running, "the new container was started");
+});
+
+Deno.test("a rollback with nothing recorded to undo touches nothing", async () => {
+  const w = await world();
+  const { rollBackContainers } = await import("../../lib/update/rollback.ts");
+  const journal = { ...(await killAndRead(w)), oldContainerId: null };
+  const before = w.docker.calls.length;
+  const verdict = await rollBackContainers(
+    { docker: w.docker, clock: w.clock, logger: w.logger },
+    journal,
+    { healthTimeoutSeconds: 60, stableSeconds: 10 },
+  );
+  assert.deepEqual(verdict, { ok: true, detail: "nothing was changed" });
+  assert.equal(w.docker.calls.length, before, "no Docker call");
+});
+
+/** The journal of an update killed at its pull step. */
+async function killAndRead(w: Awaited<ReturnType<typeof world>>) {
+  await killAt(w, V2, "pull");
+  return structuredClone(w.journal.entry!);
+}
