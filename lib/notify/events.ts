@@ -79,6 +79,7 @@ export function newNotification(
     downtimeMs: null,
     error: null,
     logTail: [],
+    warnings: [],
     detail: null,
     count: 1,
     ...fields,
