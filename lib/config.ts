@@ -302,7 +302,7 @@ function checkFolderSeparation(
  * `path` as the kernel would walk it: component by component, each link that exists followed
  * before the next `..` applies (so `/srv/link/..` is the parent of the link's target).
  */
-function resolveExisting(path: string, realPath: (path: string) => string): string {
+export function resolveExisting(path: string, realPath: (path: string) => string): string {
   let current = "/";
   for (const part of path.split("/")) {
     if (part === "" || part === ".") continue;
@@ -321,7 +321,7 @@ function resolveExisting(path: string, realPath: (path: string) => string): stri
 }
 
 /** Whether `inner` is `outer` or a path below it (both absolute and normalized). */
-function isInside(inner: string, outer: string): boolean {
+export function isInside(inner: string, outer: string): boolean {
   return inner === outer || inner.startsWith(outer.endsWith("/") ? outer : `${outer}/`);
 }
 

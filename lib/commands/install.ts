@@ -25,6 +25,7 @@ import {
   unfinishedUpdate,
 } from "../install/apply.ts";
 import { isCronSchedule } from "../install/cron.ts";
+import { refusePrivateTmpPaths } from "../install/private_tmp.ts";
 import { HostInstallFiles } from "../adapters/install_files.ts";
 import {
   DEFAULT_CRON_FILE,
@@ -105,6 +106,8 @@ Settings given as config flags (or environment variables) are saved in the confi
       readTextFile: (path) => path === configFile ? existingText ?? "{}" : ctx.readTextFile(path),
       realPath: ctx.realPath,
     });
+    // Before anything is written (setupLogging creates logDir).
+    refusePrivateTmpPaths(config, configFile, ctx.realPath);
     await setupLogging({ logDir: config.logDir, files: [], stderrLevel: "warning" });
 
     const saved: ConfigInput = existingText === null

@@ -183,3 +183,18 @@ async function fetchStatus(urlOrPath: string, withAuth = false): Promise<number>
     return 0;
   }
 }
+
+/**
+ * A fresh temporary folder outside /tmp and /var/tmp, for paths install must accept (it refuses
+ * those two: the service has PrivateTmp=yes). In the repository's `.test-tmp/` unless the
+ * repository itself lies under /tmp; then in ~/.cache. The caller removes it.
+ */
+export async function makeTempDirOutsideTmp(prefix: string): Promise<string> {
+  const repo = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+  const underTmp = ["/tmp", "/var/tmp"].some((t) => repo === t || repo.startsWith(`${t}/`));
+  const parent = underTmp
+    ? `${Deno.env.get("HOME") ?? "/root"}/.cache/hyperbot-ops-test`
+    : `${repo}/.test-tmp`;
+  await Deno.mkdir(parent, { recursive: true });
+  return await Deno.makeTempDir({ dir: parent, prefix });
+}

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { DEFAULT_CRON_FILE, DEFAULT_LAUNCHER } from "../../lib/install/plan.ts";
 import { UNIT_DIR } from "../../lib/install/unit.ts";
 import { runCli } from "../support/cli.ts";
-import { uniqueName } from "../support/env.ts";
+import { makeTempDirOutsideTmp, uniqueName } from "../support/env.ts";
 
 /** Every path under `dir` with its size and mtime, and the state of the host files install writes. */
 async function snapshot(dir: string, service: string): Promise<string[]> {
@@ -31,7 +31,7 @@ async function snapshot(dir: string, service: string): Promise<string[]> {
 
 for (const mode of [[], ["--dry-run"]]) {
   Deno.test(`install ${mode.join(" ") || "(plain)"} prints and changes nothing on disk`, async () => {
-    const dir = await Deno.makeTempDir({ prefix: "hyperbot-install-cli-" });
+    const dir = await makeTempDirOutsideTmp("hyperbot-install-cli-");
     const service = uniqueName("install");
     try {
       const args = [
@@ -62,7 +62,7 @@ for (const mode of [[], ["--dry-run"]]) {
 }
 
 Deno.test("install --metrics sets metricsFile to node_exporter's textfile folder, which the unit may write", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "hyperbot-install-cli-" });
+  const dir = await makeTempDirOutsideTmp("hyperbot-install-cli-");
   try {
     const r = await runCli([
       "install",
