@@ -23,6 +23,7 @@ import { FileTriggerInbox } from "../lib/adapters/trigger_inbox.ts";
 import { FileStatusStore, TRIGGER_FILE } from "../lib/adapters/files.ts";
 import type { FolderWatcher } from "../lib/adapters/fs_watcher.ts";
 import { loadConfig } from "../lib/config.ts";
+import { readTextFileOrNull, realPath } from "../lib/adapters/process.ts";
 import { FileHeartbeatStore } from "../lib/watch/heartbeat.ts";
 import { silentLogger } from "../lib/log.ts";
 import { systemClock } from "../lib/state.ts";
@@ -172,6 +173,8 @@ export async function measureRescan(count: number, parallel: number): Promise<La
         configFile: box.flags[1],
         flags: { baseDir: box.base, stateDir: box.stateDir, allowedImages: [ALLOWED_REPOSITORY] },
         env: {},
+        readTextFile: readTextFileOrNull,
+        realPath,
       });
       const status = new FileStatusStore(config.dataDir);
       loops.push(runWatch(
