@@ -69,3 +69,16 @@ export interface LastUpdateStore {
   read(): Promise<LastUpdate | null>;
   write(last: LastUpdate): Promise<void>;
 }
+
+/** Images pulled for updates of `container` that failed or were rolled back, newest first. */
+export interface FailedImages {
+  container: string;
+  imageIds: string[];
+}
+
+/** Where the failed updates' images are remembered, so they can be removed (keepImages). */
+export interface FailedImagesStore {
+  /** Null when nothing was recorded. */
+  read(): Promise<FailedImages | null>;
+  write(failed: FailedImages): Promise<void>;
+}

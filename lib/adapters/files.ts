@@ -8,6 +8,8 @@ import { DataDir, syncDir, writeFileAtomic } from "./data_dir.ts";
 import { LockedError, UpdateFailedError } from "../errors.ts";
 import type { JournalEntry, LastUpdate, StatusFile } from "../update/report.ts";
 import type {
+  FailedImages,
+  FailedImagesStore,
   JournalStore,
   LastUpdateStore,
   LockHolder,
@@ -22,6 +24,7 @@ export const JOURNAL_FILE = "journal.json";
 export const LOCK_FILE = "update.lock";
 export const WATCH_LOCK_FILE = "watch.lock";
 export const LAST_UPDATE_FILE = "last-update.json";
+export const FAILED_IMAGES_FILE = "failed-images.json";
 export const HEARTBEAT_FILE = "heartbeat.json";
 
 export { syncDir, writeFileAtomic };
@@ -194,6 +197,21 @@ export class FileStatusStore implements StatusStore {
       kept = kept.slice(Math.floor(kept.length / 2));
     }
     await this.data.write(HISTORY_FILE, kept.map((l) => l + "\n").join("") + line, 0o644);
+  }
+}
+
+/** `<stateDir>/failed-images.json`: the images of failed or rolled-back updates. */
+export class FileFailedImagesStore implements FailedImagesStore {
+  constructor(private readonly stateDir: string) {}
+  read(): Promise<FailedImages | null> {
+    return readJsonOrNull<FailedImages>(join(this.stateDir, FAILED_IMAGES_FILE));
+  }
+  async write(failed: FailedImages): Promise<void> {
+    await ensureDir(this.stateDir);
+    await writeFileAtomic(
+      join(this.stateDir, FAILED_IMAGES_FILE),
+      JSON.stringify(failed, null, 2) + "\n",
+    );
   }
 }
 

@@ -18,6 +18,7 @@ import { DockerConfigCredentialStore } from "./credentials.ts";
 import { CronDirTable } from "./crontab.ts";
 import { SocketDockerEngine } from "./docker_engine.ts";
 import {
+  FileFailedImagesStore,
   FileJournalStore,
   FileLastUpdateStore,
   FileStatusStore,
@@ -89,6 +90,7 @@ export class Host {
       journal: new FileJournalStore(config.stateDir),
       status: this.statusFile(),
       lastUpdate: new FileLastUpdateStore(config.stateDir),
+      failedImages: new FileFailedImagesStore(config.stateDir),
       pid: this.pid,
       composeFiles: this.composeFiles(),
       beforeStep: crashHookFromEnv(this.env),

@@ -2,6 +2,7 @@
 
 import type { Images } from "../docker.ts";
 import type { Logger } from "../log.ts";
+import type { FailedImagesStore } from "../state.ts";
 
 /**
  * Removes the images this container ran before, beyond the newest `keepImages` of
@@ -27,3 +28,41 @@ export async function pruneImages(
   }
   return removed;
 }
+
+/**
+ * Remembers `imageId`, pulled for an update of `container` that failed or was rolled back, and
+ * removes the older such images beyond the newest `keepImages` (the newest stay, so a retry of
+ * the same tag does not download it again). Never removed: an image in `protectedIds` (the
+ * image the bot runs, the rollback target, the images deployed to it, which keepImages counts
+ * on its own: they leave this list) and, as the daemon refuses, an image some container uses
+ * or several repositories tag (it stays listed and is tried again next time).
+ * Returns the removed IDs.
+ */
+export async function pruneFailedImages(
+  images: Images,
+  store: FailedImagesStore,
+  logger: Logger,
+  options: { container: string; imageId: string; keepImages: number; protectedIds: Set<string> },
+): Promise<string[]> {
+  const earlier = await store.read();
+  const listed = earlier?.container === options.container ? earlier.imageIds : [];
+  const candidates = [...new Set([options.imageId, ...listed])].filter((id) =>
+    !options.protectedIds.has(id)
+  );
+  const keep = Math.max(1, options.keepImages);
+  const kept = candidates.slice(0, keep);
+  const removed: string[] = [];
+  for (const id of candidates.slice(keep)) {
+    if (await images.removeImage(id)) {
+      removed.push(id);
+      logger.info("removed the image of a failed update", { imageId: id });
+    } else if (await images.inspectImage(id)) {
+      kept.push(id); // in use or tagged by several repositories: tried again next time
+    }
+  }
+  await store.write({ container: options.container, imageIds: kept.slice(0, MAX_FAILED_LISTED) });
+  return removed;
+}
+
+/** The most failed images remembered (the list cannot grow without bound either). */
+const MAX_FAILED_LISTED = 50;

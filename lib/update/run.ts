@@ -11,7 +11,7 @@ import type { Config } from "../config.ts";
 import type { ContainerInfo, CredentialStore, DockerEngine, PullProgress } from "../docker.ts";
 import { DockerError, errorText, RejectedError, UpdateFailedError, UsageError } from "../errors.ts";
 import { type ComposeFiles, pinAfterUpdate } from "../compose/pin.ts";
-import { pruneImages } from "./images.ts";
+import { pruneFailedImages, pruneImages } from "./images.ts";
 import {
   checkImageRef,
   familiarRepository,
@@ -38,7 +38,14 @@ import { recoverLocked } from "./recover.ts";
 import { publishResult, recordLastUpdate } from "./result.ts";
 import { rollBackContainers } from "./rollback.ts";
 import { DowntimeMeter, meteredContainers } from "./downtime.ts";
-import type { Clock, JournalStore, LastUpdateStore, StatusStore, UpdateLock } from "../state.ts";
+import type {
+  Clock,
+  FailedImagesStore,
+  JournalStore,
+  LastUpdateStore,
+  StatusStore,
+  UpdateLock,
+} from "../state.ts";
 import { verifyContainer, verifyOptions } from "./verify.ts";
 
 export interface UpdateDeps {
@@ -50,6 +57,8 @@ export interface UpdateDeps {
   journal: JournalStore;
   status: StatusStore;
   lastUpdate: LastUpdateStore;
+  /** The images of failed and rolled-back updates, bounded by keepImages (absent: kept). */
+  failedImages?: FailedImagesStore;
   /** Our process id, recorded in the lock and the journal. */
   pid: number;
   /** The operator's compose files, for pinning a compose project's image (absent: no pinning). */
@@ -131,6 +140,8 @@ class UpdateRun {
   private readonly journal: JournalEntry;
   /** The image ID compared as the new one; null before the compare and after a rollback. */
   private newImageId: string | null = null;
+  /** The image this update pulled and compared as the new one; kept after a rollback. */
+  private pulledImageId: string | null = null;
   private readonly warnings: string[] = [];
   /** The failed new container's last output lines (raw: notify makes them printable). */
   private logTail: string[] = [];
@@ -216,6 +227,7 @@ class UpdateRun {
       const newImageId = await this.step("compare", null, () => this.compare(old, target));
       if (newImageId === null) return await this.finish("unchanged", null);
       this.newImageId = newImageId;
+      this.pulledImageId = newImageId;
     } catch (err) {
       return await this.failBeforeTouching(err);
     }
@@ -529,6 +541,9 @@ class UpdateRun {
     }
     await publishResult(this.deps, report, this.log);
     if (!options.keepJournal) await this.deps.journal.clear();
+    if ((outcome === "failed" || outcome === "rolled_back") && !options.keepJournal) {
+      await this.pruneFailedImage();
+    }
     const level = outcome === "updated" || outcome === "unchanged" ? "info" : "error";
     this.log[level](`update finished: ${outcome}`, {
       outcome,
@@ -538,6 +553,32 @@ class UpdateRun {
       downtimeMs: report.downtimeMs ?? undefined,
     });
     return report;
+  }
+
+  /** The image a failed or rolled-back update pulled joins the bounded list of such images. */
+  private async pruneFailedImage(): Promise<void> {
+    const imageId = this.pulledImageId;
+    if (!imageId || !this.deps.failedImages) return;
+    try {
+      const last = await this.deps.lastUpdate.read();
+      const ours = last?.container === this.config.container ? last : null;
+      const protectedIds = new Set(
+        [
+          this.journal.previousImageId,
+          ours?.imageId,
+          ours?.previousImageId,
+          ...(ours?.recentImageIds ?? []),
+        ].filter((id): id is string => Boolean(id)),
+      );
+      await pruneFailedImages(this.deps.docker, this.deps.failedImages, this.log, {
+        container: this.config.container,
+        imageId,
+        keepImages: this.config.keepImages,
+        protectedIds,
+      });
+    } catch (err) {
+      this.log.warn("could not remove the images of failed updates", { error: errorText(err) });
+    }
   }
 
   private async step<T>(

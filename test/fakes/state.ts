@@ -5,6 +5,8 @@ import { LockedError } from "../../lib/errors.ts";
 import type { JournalEntry, LastUpdate, StatusFile } from "../../lib/update/report.ts";
 import type {
   Clock,
+  FailedImages,
+  FailedImagesStore,
   JournalStore,
   LastUpdateStore,
   LockHolder,
@@ -160,6 +162,17 @@ export class FakeStatus implements StatusStore {
   }
   appendHistory(status: StatusFile) {
     this.history.push(structuredClone(status));
+    return Promise.resolve();
+  }
+}
+
+export class FakeFailedImages implements FailedImagesStore {
+  value: FailedImages | null = null;
+  read() {
+    return Promise.resolve(structuredClone(this.value));
+  }
+  write(failed: FailedImages) {
+    this.value = structuredClone(failed);
     return Promise.resolve();
   }
 }

@@ -8,7 +8,14 @@ import { exitCodeOfOutcome, type StepName, STEPS } from "../../lib/update/report
 import { recoverFromJournal } from "../../lib/update/recover.ts";
 import { runUpdate, type UpdateDeps } from "../../lib/update/run.ts";
 import { FakeDockerEngine, type FakeDockerOptions } from "../fakes/docker.ts";
-import { FakeClock, FakeJournal, FakeLastUpdate, FakeLock, FakeStatus } from "../fakes/state.ts";
+import {
+  FakeClock,
+  FakeFailedImages,
+  FakeJournal,
+  FakeLastUpdate,
+  FakeLock,
+  FakeStatus,
+} from "../fakes/state.ts";
 
 const REPO = "registry.example.com:5000/org/bot";
 const V1 = `${REPO}:1.0`;
@@ -44,6 +51,7 @@ interface World {
   journal: FakeJournal;
   status: FakeStatus;
   lastUpdate: FakeLastUpdate;
+  failedImages: FakeFailedImages;
   logger: MemoryLogger;
   oldId: string;
 }
@@ -70,6 +78,7 @@ async function world(options: FakeDockerOptions = {}): Promise<World> {
   const journal = new FakeJournal();
   const status = new FakeStatus();
   const lastUpdate = new FakeLastUpdate();
+  const failedImages = new FakeFailedImages();
   const logger = new MemoryLogger();
   const deps: UpdateDeps = {
     docker,
@@ -80,9 +89,10 @@ async function world(options: FakeDockerOptions = {}): Promise<World> {
     journal,
     status,
     lastUpdate,
+    failedImages,
     pid: 4242,
   };
-  return { docker, deps, journal, status, lastUpdate, logger, oldId };
+  return { docker, deps, journal, status, lastUpdate, failedImages, logger, oldId };
 }
 
 async function botOf(w: World) {
@@ -436,6 +446,42 @@ Deno.test("update keeps only keepImages images of the repository", async () => {
   await runUpdate(w.deps, config({ keepImages: 2 }), { image: `${REPO}:3.0`, source: "cli" });
   assert.equal(await w.docker.inspectImage(v1Id), null, "the image two updates back is removed");
   assert.ok(await w.docker.inspectImage(V2));
+});
+
+Deno.test("images pulled for failed and rolled-back updates are bounded by keepImages, never the rollback target or one a container uses", async () => {
+  const broken = (n: number) => `${REPO}:broken-${n}`;
+  const crash = new Map<string, number>();
+  const w = await world({ exitAfterStart: crash });
+  const cfg = config({ keepImages: 2 });
+  const v1Id = (await botOf(w)).imageId;
+  assert.equal((await runUpdate(w.deps, cfg, { image: V2, source: "cli" })).outcome, "updated");
+  const v2Id = (await botOf(w)).imageId;
+  const ids: string[] = [];
+  for (let n = 1; n <= 4; n++) {
+    ids.push(w.docker.publishImage(broken(n), { ...V2_CONFIG, Env: [`BROKEN=${n}`] }));
+    crash.set(broken(n), 1);
+  }
+  // broken-1 also runs in another container: the daemon refuses to remove it.
+  const r1 = await runUpdate(w.deps, cfg, { image: broken(1), source: "trigger" });
+  assert.equal(r1.outcome, "rolled_back");
+  await w.docker.runContainer("other", { Image: broken(1) });
+  for (let n = 2; n <= 4; n++) {
+    const r = await runUpdate(w.deps, cfg, { image: broken(n), source: "trigger" });
+    assert.equal(r.outcome, "rolled_back", r.error ?? "");
+  }
+  assert.ok(await w.docker.inspectImage(ids[0]), "an image another container uses stays");
+  assert.equal(await w.docker.inspectImage(ids[1]), null, "broken-2, beyond keepImages, is gone");
+  assert.ok(await w.docker.inspectImage(ids[2]), "the newest failed images stay for a retry");
+  assert.ok(await w.docker.inspectImage(ids[3]));
+  assert.ok(await w.docker.inspectImage(v1Id), "the rollback target stays");
+  assert.ok(await w.docker.inspectImage(v2Id), "the running image stays");
+  assert.deepEqual(w.failedImages.value?.imageIds, [ids[3], ids[2], ids[0]]);
+  // A failed update whose compare found the running image (--force) adds nothing to remove.
+  crash.set(V2, 1);
+  const forced = await runUpdate(w.deps, cfg, { image: V2, force: true, source: "cli" });
+  assert.equal(forced.outcome, "failed", "the old container fails on it too");
+  assert.ok(await w.docker.inspectImage(v2Id));
+  assert.deepEqual(w.failedImages.value?.imageIds, [ids[3], ids[2], ids[0]]);
 });
 
 /** Runs an update that "dies" when it reaches `step`: the promise is abandoned, as with kill -9. */
