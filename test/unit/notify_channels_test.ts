@@ -429,3 +429,14 @@ Deno.test("a burst of rejected triggers is one message at most per 10 minutes, w
   const counts = [...outbox.entries.values()].map((e) => e.notification.count).sort();
   assertEquals(counts, [1, 24]);
 });
+
+Deno.test("update's bounded wait: deliverWithin returns when its time is up, and what is not delivered stays queued", async () => {
+  await withReceiver({ status: 200, delayMs: 60_000 }, async (r) => {
+    const { notifier, outbox } = setup([{ type: "webhook", url: `${r.url}/slow` }]);
+    await notifier.updateFinished(rolledBack());
+    const started = Date.now();
+    await notifier.deliverWithin(300);
+    assert(Date.now() - started < 2_000, `waited ${Date.now() - started} ms`);
+    assertEquals(outbox.entries.size, 1);
+  });
+});

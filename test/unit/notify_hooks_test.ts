@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { DockerOutage, OUTAGE_MS } from "../../lib/notify/docker_outage.ts";
+import { DockerOutage, OUTAGE_MS, watchDockerForNotify } from "../../lib/notify/docker_outage.ts";
 import { notifyHealth, notifyingStatus, notifyUpdateEnded } from "../../lib/notify/hooks.ts";
 import { Notifier } from "../../lib/notify/notifier.ts";
 import { parseChannels } from "../../lib/notify/channels.ts";
@@ -150,4 +150,25 @@ Deno.test("the watcher's rejected triggers reach notify through its status store
   assert.equal(entry.notification.outcome, "rejected");
   assert.equal(entry.notification.error, "bad\\x1b[2J");
   assert.equal(status.current?.id, "trg-1", "the status file is written first");
+});
+
+Deno.test("the watcher's Docker watch pings on its period and sends unreachable once, then reachable", async () => {
+  const { notifier, sent } = setup();
+  const stop = new AbortController();
+  let t = 0;
+  let calls = 0;
+  const ping = () => {
+    calls++;
+    if (calls === 20) stop.abort();
+    // Away for the first 12 looks (a minute apart), then back.
+    return calls <= 12 ? Promise.reject(new Error("connect ENOENT")) : Promise.resolve();
+  };
+  const deliver = setInterval(() => void notifier.deliverDue(), 1);
+  try {
+    await watchDockerForNotify(notifier, ping, stop.signal, 1, () => (t += 60_000));
+    await notifier.deliverDue();
+  } finally {
+    clearInterval(deliver);
+  }
+  assert.deepEqual(sent, ["POST docker_unreachable", "POST docker_reachable"]);
 });
