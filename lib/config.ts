@@ -19,6 +19,9 @@ import {
 } from "./notify/channels.ts";
 import type { Outcome } from "./update/report.ts";
 
+/** The service name of the first (or only) bot on a host. */
+export const DEFAULT_SERVICE = "hyperbot-update-monitor";
+
 export interface Config {
   baseDir: string;
   dataDir: string;
@@ -245,7 +248,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     logDir: value("logDir") ?? join(baseDir, "logs"),
     stateDir: value("stateDir") ?? "/var/lib/hyperbot-ops",
     container: value("container") ?? "trading-system-app",
-    service: value("service") ?? "hyperbot-update-monitor",
+    service: value("service") ?? DEFAULT_SERVICE,
     allowedImages: value("allowedImages") ?? [],
     healthTimeoutSeconds: value("healthTimeoutSeconds") ?? 120,
     stableSeconds: value("stableSeconds") ?? 10,

@@ -5,6 +5,7 @@
  */
 
 import { healthCronLines } from "./adapters/crontab.ts";
+import { healthCronLinesFor } from "./install/cron.ts";
 import type { ServiceManager } from "./adapters/systemctl.ts";
 import type { Config } from "./config.ts";
 import { errorText } from "./errors.ts";
@@ -56,7 +57,11 @@ export interface StatusReport {
     enabledOk: false;
     error: string;
   };
-  cron: { ok: boolean; path: string; present: boolean; lines: string[] };
+  /**
+   * `present`: the file holds a health entry; `ok`: one for this config file (`config`), whose
+   * lines are `lines`. A second bot's entry does not count for the first.
+   */
+  cron: { ok: boolean; path: string; present: boolean; config: string; lines: string[] };
   watcher: { ok: boolean; verdict: WatcherVerdict; heartbeat: HeartbeatSummary | null };
   container: ContainerSummary & { ok: boolean };
   /** For a compose-managed bot: does the compose file name the running image? (ok: not known to differ) */
@@ -110,7 +115,10 @@ function cleanLines(lines: string[] | null): string[] | null {
 /** Gathers everything side by side. Never throws for what it finds. */
 export async function gatherStatus(
   deps: StatusDeps,
-  config: Pick<Config, "service" | "container" | "logDir">,
+  config: Pick<Config, "service" | "container" | "logDir"> & {
+    /** The config file (absolute) whose health entry counts. */
+    configFile: string;
+  },
   options: { logLines?: number } = {},
 ): Promise<StatusReport> {
   const unit = `${config.service}.service`;
@@ -140,7 +148,7 @@ export async function gatherStatus(
       error: null,
     }
     : { ok: false, enabledOk: false, error: errorText(status) };
-  const cronLines = healthCronLines(cronText);
+  const cronLines = healthCronLinesFor(cronText, config.configFile);
   const report: StatusReport = {
     ok: false,
     checkedAt: now.toISOString(),
@@ -148,7 +156,8 @@ export async function gatherStatus(
     cron: {
       ok: cronLines.length > 0,
       path: deps.cron.path,
-      present: cronLines.length > 0,
+      present: healthCronLines(cronText).length > 0,
+      config: config.configFile,
       lines: cronLines,
     },
     watcher: {
@@ -231,7 +240,15 @@ export function renderStatus(report: StatusReport, options: RenderOptions): stri
 
   const c = report.cron;
   lines.push(
-    row(mark(c.ok), "Cron", c.ok ? `${c.path}: ${c.lines[0]}` : `no health entry in ${c.path}`),
+    row(
+      mark(c.ok),
+      "Cron",
+      c.ok
+        ? `${c.path}: ${c.lines[0]}`
+        : c.present
+        ? `the health entry in ${c.path} is for another config, not ${c.config}`
+        : `no health entry in ${c.path}`,
+    ),
   );
 
   const w = report.watcher;

@@ -5,9 +5,11 @@
  * for Deno.* itself. `close()` closes every engine handed out.
  */
 
+import { basename, dirname } from "node:path";
 import { type Config, socketPath } from "../config.ts";
 import type { Containers } from "../docker.ts";
 import { stopTimeoutSeconds } from "../install/plan.ts";
+import { cronFileFor } from "../install/cron.ts";
 import type { Logger } from "../log.ts";
 import { systemClock } from "../state.ts";
 import type { StepName } from "../update/report.ts";
@@ -65,9 +67,10 @@ export class Host {
     return new SystemctlServiceManager("systemctl", runCommand, stopTimeoutSeconds(this.config));
   }
 
-  /** Our file in /etc/cron.d (or another folder and name, for install's --cron-file). */
+  /** This service's file in /etc/cron.d (cronFileFor), or another folder and name. */
   cron(dir?: string, name?: string): CronDirTable {
-    return new CronDirTable(dir, name);
+    const own = cronFileFor(this.config.service);
+    return new CronDirTable(dir ?? dirname(own), name ?? basename(own));
   }
 
   heartbeat(): FileHeartbeatStore {

@@ -24,7 +24,7 @@ import {
   readCurrentInstall,
   unfinishedUpdate,
 } from "../install/apply.ts";
-import { isCronSchedule } from "../install/cron.ts";
+import { cronFileFor, isCronSchedule } from "../install/cron.ts";
 import { refusePrivateTmpPaths } from "../install/private_tmp.ts";
 import { HostInstallFiles } from "../adapters/install_files.ts";
 import {
@@ -52,7 +52,8 @@ Without --dry-run or --apply: prints the systemd unit and the cron entry, change
       type: "boolean",
       help: `install: the config file (with the config flags given), the folders,
 ${DEFAULT_LAUNCHER} (only when run with deno),
-the unit (daemon-reload, enable --now) and ${DEFAULT_CRON_FILE}.
+the unit (daemon-reload, enable --now) and ${DEFAULT_CRON_FILE}
+(${DEFAULT_CRON_FILE}-<service> for another --service).
 A second run changes nothing; a changed setting is applied
 and the service restarted.`,
     },
@@ -122,7 +123,7 @@ Settings given as config flags (or environment variables) are saved in the confi
       const given = flags[key] !== undefined || (ctx.env[spec.env] ?? "") !== "";
       if (given) saved[key] = config[key];
     }
-    const cronFile = DEFAULT_CRON_FILE;
+    const cronFile = cronFileFor(config.service);
     const desired = desiredInstall({
       config,
       configFile,

@@ -8,6 +8,8 @@ import { UsageError } from "../errors.ts";
 import { printableJson } from "../printable.ts";
 import { loggerFor } from "../log.ts";
 import { defineCommand } from "./common.ts";
+import { resolve } from "node:path";
+import { DEFAULT_CONFIG_FILE } from "../config.ts";
 import { composeStatus } from "../compose/pin.ts";
 
 export const statusCommand = defineCommand({
@@ -54,7 +56,8 @@ No colour when stdout is not a terminal or NO_COLOR is set (the ✅/❌ marks st
             composeStatus(host.docker(), host.composeFiles(), host.config.compose, container),
           notify: () => host.notifier(loggerFor("status")).channelStatus(),
         },
-        host.config,
+        // Relative --config as the operator typed it; the cron entry names the absolute path.
+        { ...host.config, configFile: resolve(host.config.configFile ?? DEFAULT_CONFIG_FILE) },
         { logLines: lines },
       );
       if (values.json) {

@@ -80,7 +80,7 @@ export async function readCurrentInstall(
     ...(manifest?.files.filter((f) => f.role === "cron").map((f) => f.path) ?? []),
   ]);
   for (const path of filePaths) {
-    if (!cronPaths.has(path)) {
+    if (!cronPaths.has(path) || path !== deps.cron.path) {
       files[path] = await deps.files.read(path);
       continue;
     }
@@ -139,7 +139,9 @@ async function applyAction(action: Action, deps: InstallDeps): Promise<string | 
     case "chmod":
       return deps.files.chmod(action.path, action.mode);
     case "write":
-      if (action.role === "cron") return deps.cron.write(action.content);
+      if (action.role === "cron" && action.path === deps.cron.path) {
+        return deps.cron.write(action.content);
+      }
       return deps.files.write(action.path, action.content, action.mode);
     case "daemon-reload":
       return deps.services.daemonReload();
@@ -161,7 +163,7 @@ async function applyAction(action: Action, deps: InstallDeps): Promise<string | 
     case "reset-failed":
       return deps.services.resetFailed(action.unit);
     case "remove":
-      if (action.role === "cron") return deps.cron.remove();
+      if (action.role === "cron" && action.path === deps.cron.path) return deps.cron.remove();
       return deps.files.remove(action.path);
     case "remove-dir": {
       const removed = await deps.files.removeDir(action.path, action.recursive);

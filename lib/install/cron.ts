@@ -3,11 +3,43 @@
  * executable when hyperbot-ops runs from source. Pure: no I/O.
  */
 
+import { CRON_DIR, healthCronLines } from "../adapters/crontab.ts";
+import { DEFAULT_CONFIG_FILE, DEFAULT_SERVICE } from "../config.ts";
 import { ConfigError } from "../errors.ts";
 import { printable } from "../printable.ts";
 
 export const DEFAULT_CRON_SCHEDULE = "*/5 * * * *";
 export const CRON_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/**
+ * The cron file of one service: `/etc/cron.d/hyperbot-ops` for the default service (as on
+ * servers installed before), `/etc/cron.d/hyperbot-ops-<service>` for any other, so a second
+ * bot's install never replaces the first one's entry. cron skips names with a dot or other
+ * characters than letters, digits, '-' and '_': those become '_'.
+ */
+export function cronFileFor(service: string): string {
+  if (service === DEFAULT_SERVICE) return `${CRON_DIR}/hyperbot-ops`;
+  return `${CRON_DIR}/hyperbot-ops-${service.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+}
+
+/**
+ * The active lines of a cron file that run `health` for this config file (absolute), as
+ * renderCron writes them: `--config <file>` quoted the same way, ending the line or followed by
+ * a space. A line without `--config` reads the default config file.
+ */
+export function healthCronLinesFor(content: string | null, configFile: string): string[] {
+  let arg: string;
+  try {
+    arg = ` --config ${quoteCron(configFile)}`;
+  } catch {
+    return [];
+  }
+  return healthCronLines(content).filter((line) => {
+    if (!/\s--config(\s|=)/.test(line)) return configFile === DEFAULT_CONFIG_FILE;
+    const at = line.indexOf(arg);
+    return at >= 0 && (at + arg.length === line.length || /\s/.test(line[at + arg.length]));
+  });
+}
 
 export interface CronOptions {
   /** Absolute path of the executable: the compiled binary or the launcher. */
@@ -18,7 +50,7 @@ export interface CronOptions {
 }
 
 /**
- * The content of /etc/cron.d/hyperbot-ops. `--quiet` keeps a healthy run silent, so cron
+ * The content of the cron file (cronFileFor). `--quiet` keeps a healthy run silent, so cron
  * mails only when health repaired or could not repair something; every run is logged to
  * health-check.log anyway.
  */

@@ -9,13 +9,14 @@
 
 import { dirname, join } from "node:path";
 import { JOURNAL_FILE } from "../adapters/files.ts";
-import { type Config, CONFIG_KEYS, type ConfigKey } from "../config.ts";
-import { renderCron, renderLauncher } from "./cron.ts";
+import { type Config, CONFIG_KEYS, type ConfigKey, DEFAULT_SERVICE } from "../config.ts";
+import { cronFileFor, healthCronLinesFor, renderCron, renderLauncher } from "./cron.ts";
 import { renderUnit, UNIT_DIR } from "./unit.ts";
 
 export const MANIFEST_FILE = "install-manifest.json";
 export const DEFAULT_LAUNCHER = "/usr/local/lib/hyperbot-ops/hyperbot-ops";
-export const DEFAULT_CRON_FILE = "/etc/cron.d/hyperbot-ops";
+/** The cron file of the default service; another service has its own (cronFileFor). */
+export const DEFAULT_CRON_FILE = cronFileFor(DEFAULT_SERVICE);
 /** Every file install writes starts with this line; uninstall without a manifest removes only such files. */
 export const INSTALLED_MARK = "Installed by 'hyperbot-ops install'";
 
@@ -193,7 +194,7 @@ export function desiredInstall(settings: InstallSettings): DesiredInstall {
   });
   files.push({
     role: "cron",
-    path: settings.cronFile ?? DEFAULT_CRON_FILE,
+    path: settings.cronFile ?? cronFileFor(config.service),
     content: renderCron({
       executable,
       configFile: settings.configFile,
@@ -236,6 +237,18 @@ export function planInstall(current: CurrentInstall, desired: DesiredInstall): A
     if (now !== null && now.content === file.content && (now.mode & 0o7777) === file.mode) continue;
     actions.push({ kind: "write", ...file, change: now === null ? "create" : "update" });
     changedRoles.add(file.role);
+  }
+
+  // An earlier version wrote every service's entry into one file: an entry for this config left
+  // in a cron file that is no longer ours goes, so health does not run twice. Another config's
+  // entry there stays.
+  const configPath = desired.files.find((f) => f.role === "config")?.path ?? "";
+  for (const old of current.manifest?.files ?? []) {
+    if (old.role !== "cron" || old.preexisting) continue;
+    if (desired.files.some((f) => f.path === old.path)) continue;
+    const content = current.files[old.path]?.content ?? null;
+    if (healthCronLinesFor(content, configPath).length === 0) continue;
+    actions.push({ kind: "remove", role: "cron", path: old.path });
   }
 
   if (changedRoles.has("unit")) actions.push({ kind: "daemon-reload" });

@@ -20,6 +20,8 @@ import { loadConfig } from "../../lib/config.ts";
 import { describeError } from "../../lib/errors.ts";
 import { MemoryLogger } from "../../lib/log.ts";
 import { FakeCronTable } from "../fakes/crontab.ts";
+import type { CronTable } from "../../lib/adapters/crontab.ts";
+import { cronFileFor } from "../../lib/install/cron.ts";
 import { FakeServiceManager } from "../fakes/systemctl.ts";
 import { FakeClock } from "../fakes/state.ts";
 
@@ -356,4 +358,88 @@ Deno.test("with metricsFile, install creates its folder 0755, lets the sandboxed
   // Without it, neither the folder nor the path.
   const plain = desiredInstall(settings());
   assert.ok(!plain.dirs.some((d) => d.role === "metrics"));
+});
+
+/** A cron file at its path among the host's files, as /etc/cron.d holds them. */
+class FilesCron implements CronTable {
+  constructor(private files: MemoryFiles, readonly path: string) {}
+  async read() {
+    return (await this.files.read(this.path))?.content ?? null;
+  }
+  write(content: string) {
+    return this.files.write(this.path, content, 0o644);
+  }
+  remove() {
+    return this.files.remove(this.path);
+  }
+}
+
+/** Installs one bot the way 'install --apply' does: the cron table at the desired path. */
+async function installBot(files: MemoryFiles, services: FakeServiceManager, s: InstallSettings) {
+  const desired = desiredInstall(s);
+  const cronPath = desired.files.find((f) => f.role === "cron")!.path;
+  const deps: InstallDeps = {
+    files,
+    services,
+    cron: new FilesCron(files, cronPath),
+    logger: new MemoryLogger(),
+  };
+  const actions = planInstall(await readCurrentInstall(deps, desired), desired);
+  await applyActions(actions, deps);
+  return { actions, cronPath };
+}
+
+function bot2(): InstallSettings {
+  const flags = { baseDir: "/opt/bot2", service: "bot2", stateDir: "/var/lib/hyperbot-ops-bot2" };
+  return settings({ configFile: "/etc/hyperbot-ops/bot2.json" }, flags);
+}
+
+Deno.test("a second bot's install keeps the first bot's cron entry: each service has its own cron file", async () => {
+  const { files, services } = setup();
+  const first = await installBot(files, services, settings());
+  const second = await installBot(files, services, bot2());
+  assert.equal(first.cronPath, "/etc/cron.d/hyperbot-ops", "the default service keeps its file");
+  assert.equal(second.cronPath, "/etc/cron.d/hyperbot-ops-bot2");
+  assert.equal(cronFileFor("bot.2@x"), "/etc/cron.d/hyperbot-ops-bot_2_x", "no dot: cron skips it");
+  assert.match(
+    files.files.get(first.cronPath)!.content,
+    /--config \/etc\/hyperbot-ops\/config\.json$/m,
+  );
+  assert.match(
+    files.files.get(second.cronPath)!.content,
+    /--config \/etc\/hyperbot-ops\/bot2\.json$/m,
+  );
+  // Installing the first again changes nothing: its entry was never replaced.
+  assert.deepEqual((await installBot(files, services, settings())).actions, []);
+});
+
+Deno.test("a second bot installed before per-service cron files moves its entry out of the shared file", async () => {
+  const { files, services } = setup();
+  await installBot(files, services, bot2());
+  // What an earlier version left: bot2's manifest names the shared file, which holds its entry.
+  const manifestPath = "/var/lib/hyperbot-ops-bot2/install-manifest.json";
+  const manifest = JSON.parse(files.files.get(manifestPath)!.content);
+  for (const f of manifest.files) if (f.role === "cron") f.path = "/etc/cron.d/hyperbot-ops";
+  await files.write(manifestPath, JSON.stringify(manifest), 0o640);
+  const shared = files.files.get("/etc/cron.d/hyperbot-ops-bot2")!;
+  await files.write("/etc/cron.d/hyperbot-ops", shared.content, 0o644);
+
+  const { actions } = await installBot(files, services, bot2());
+  assert.ok(
+    actions.some((a) => a.kind === "remove" && a.path === "/etc/cron.d/hyperbot-ops"),
+    JSON.stringify(actions),
+  );
+  assert.equal(files.files.get("/etc/cron.d/hyperbot-ops"), undefined);
+  assert.ok(files.files.get("/etc/cron.d/hyperbot-ops-bot2"));
+
+  // When the first bot's install already took the shared file back, its entry stays.
+  await files.write(
+    "/etc/cron.d/hyperbot-ops",
+    shared.content.replace("bot2.json", "config.json"),
+    0o644,
+  );
+  await files.write(manifestPath, JSON.stringify(manifest), 0o640);
+  const again = await installBot(files, services, bot2());
+  assert.ok(!again.actions.some((a) => a.kind === "remove"), JSON.stringify(again.actions));
+  assert.match(files.files.get("/etc/cron.d/hyperbot-ops")!.content, /config\.json$/m);
 });

@@ -10,9 +10,14 @@ import { FakeComposeFiles } from "../fakes/compose.ts";
 import { composeStatus } from "../../lib/compose/pin.ts";
 
 const UNIT = "hyperbot-update-monitor.service";
-const config = { service: "hyperbot-update-monitor", container: "bot", logDir: "/opt/bot/logs" };
+const config = {
+  service: "hyperbot-update-monitor",
+  container: "bot",
+  logDir: "/opt/bot/logs",
+  configFile: "/etc/hyperbot-ops/config.json",
+};
 const CRON =
-  "# Installed by 'hyperbot-ops install'\nPATH=/usr/bin:/bin\n*/5 * * * * root /usr/local/bin/hyperbot-ops health --quiet\n";
+  "# Installed by 'hyperbot-ops install'\nPATH=/usr/bin:/bin\n*/5 * * * * root /usr/local/bin/hyperbot-ops health --quiet --config /etc/hyperbot-ops/config.json\n";
 
 const BOT: ContainerInfo = {
   id: "c1",
@@ -91,7 +96,7 @@ Deno.test("status of a healthy installation is all ✅ and ok", async () => {
   assert.match(text, /^✅ At boot +enabled$/m);
   assert.match(
     text,
-    /^✅ Cron +\/etc\/cron\.d\/hyperbot-ops: \*\/5 \* \* \* \* root .* health --quiet$/m,
+    /^✅ Cron +\/etc\/cron\.d\/hyperbot-ops: \*\/5 \* \* \* \* root .* health --quiet --config \/etc\/hyperbot-ops\/config\.json$/m,
   );
   assert.match(text, /^✅ Watcher +heartbeat 5 s ago, idle, pid \d+$/m);
   assert.match(text, /^✅ Container +bot running, healthy since 2026-11-29T11:00:00Z$/m);
@@ -287,4 +292,32 @@ Deno.test("status shows whether a compose bot's compose file names the running i
   const off = await gatherStatus(deps, config);
   assert.equal(off.compose, null);
   assert.doesNotMatch(renderStatus(off, { color: false }), /Compose/);
+});
+
+Deno.test("status counts only the health entry for its own config: a second bot's entry is ❌", async () => {
+  const { deps, state } = setup();
+  // What the first bot's file held after a second bot's install replaced it (before issue 14).
+  state.cron.content = CRON.replace("/etc/hyperbot-ops/config.json", "/etc/hyperbot-ops/bot2.json");
+  const report = await gatherStatus(deps, config);
+  assert.equal(report.cron.present, true);
+  assert.equal(report.cron.ok, false);
+  assert.equal(report.ok, false);
+  assert.match(
+    renderStatus(report, { color: false }),
+    /^❌ Cron +the health entry in \/etc\/cron\.d\/hyperbot-ops is for another config, not \/etc\/hyperbot-ops\/config\.json$/m,
+  );
+  // A path that merely starts like ours is not ours either.
+  state.cron.content = CRON.replace("config.json", "config.json.old");
+  assert.equal((await gatherStatus(deps, config)).cron.ok, false);
+  // The second bot's own status sees its entry.
+  state.cron.content = CRON.replace("/etc/hyperbot-ops/config.json", "/etc/hyperbot-ops/bot2.json");
+  const bot2 = await gatherStatus(deps, { ...config, configFile: "/etc/hyperbot-ops/bot2.json" });
+  assert.equal(bot2.cron.ok, true);
+  // An entry without --config reads the default config file.
+  state.cron.content = CRON.replace(" --config /etc/hyperbot-ops/config.json", "");
+  assert.equal((await gatherStatus(deps, config)).cron.ok, true);
+  assert.equal(
+    (await gatherStatus(deps, { ...config, configFile: "/etc/x/bot2.json" })).cron.ok,
+    false,
+  );
 });
