@@ -82,3 +82,37 @@ Deno.test("install --metrics sets metricsFile to node_exporter's textfile folder
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("install with notify: the unit allows IPv4/IPv6 for the watcher, and no secret of a channel is printed", async () => {
+  const dir = await makeTempDirOutsideTmp("hyperbot-install-cli-");
+  try {
+    const args = [
+      "install",
+      "--config",
+      join(dir, "etc", "config.json"),
+      "--base-dir",
+      join(dir, "base"),
+      "--state-dir",
+      join(dir, "state"),
+      "--service",
+      uniqueName("install"),
+    ];
+    const env = {
+      HYPERBOT_OPS_NOTIFY: JSON.stringify([
+        { type: "wecom", url: "https://qyapi.example/send?key=SUPERSECRETKEY1" },
+        { type: "telegram", token: "1:SUPERSECRETTOKEN", chatId: "1" },
+      ]),
+    };
+    for (const mode of [[], ["--dry-run"]]) {
+      const r = await runCli([...args, ...mode], { env });
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.ok(!/SUPERSECRET/.test(r.stdout + r.stderr), r.stdout + r.stderr);
+      if (mode.length === 0) {
+        assert.match(r.stdout, /^RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6$/m);
+        assert.doesNotMatch(r.stdout, /^PrivateNetwork=yes$/m);
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
