@@ -247,7 +247,7 @@ export async function removeEntry(
   }
   const buf = new Uint8Array(DIRENT_BUFFER);
   // The folders walked down through: their names in their parents, and who they are.
-  const path: { name: string; id: string }[] = [{ name, id: fstat(fd).id }];
+  const path: { name: string | Uint8Array; id: string }[] = [{ name, id: fstat(fd).id }];
   let yieldedAt = budget.used;
   try {
     while (true) {
@@ -334,7 +334,7 @@ function clearFiles(
   fd: number,
   buf: Uint8Array<ArrayBuffer>,
   budget: RemovalBudget,
-): { subdir: string | null; failed?: string } {
+): { subdir: Uint8Array | null; failed?: string } {
   budget.take();
   rewind(fd);
   while (true) {
@@ -342,21 +342,27 @@ function clearFiles(
     const batch = readDirBatch(fd, buf);
     if (batch.length === 0) return { subdir: null };
     for (const entry of batch) {
-      if (entry.kind === "directory") return { subdir: entry.name };
+      // The raw bytes: a name that is not UTF-8 would come back altered from a string.
+      if (entry.kind === "directory") return { subdir: entry.raw };
       if (!budget.take()) return { subdir: null, failed: "too many entries to remove in time" };
       try {
-        unlinkat(fd, entry.name, 0);
+        unlinkat(fd, entry.raw, 0);
       } catch (err) {
         const c = code(err);
         if (c === "ENOENT") continue;
-        if (c === "EISDIR") return { subdir: entry.name };
+        if (c === "EISDIR") return { subdir: entry.raw };
         return { subdir: null, failed: describe(err) };
       }
     }
   }
 }
 
-function tryUnlink(fd: number, name: string, flags: number, budget: RemovalBudget): void {
+function tryUnlink(
+  fd: number,
+  name: string | Uint8Array,
+  flags: number,
+  budget: RemovalBudget,
+): void {
   budget.take();
   try {
     unlinkat(fd, name, flags);

@@ -126,9 +126,13 @@ function errno(): number {
 }
 
 const encoder = new TextEncoder();
-export function cstr(s: string): Uint8Array<ArrayBuffer> {
-  const bytes = encoder.encode(s);
-  if (bytes.includes(0)) throw new SysError("path", 22, s);
+/**
+ * A path as the kernel takes it. A name read from a folder is passed as its raw bytes: it need
+ * not be UTF-8, and a decoded and re-encoded name would be another name.
+ */
+export function cstr(s: string | Uint8Array): Uint8Array<ArrayBuffer> {
+  const bytes = typeof s === "string" ? encoder.encode(s) : s;
+  if (bytes.includes(0)) throw new SysError("path", 22, shown(s));
   const out = new Uint8Array(bytes.length + 1);
   out.set(bytes);
   return out;
@@ -139,9 +143,19 @@ function check(call: string, result: number, path?: string): number {
   return result;
 }
 
-export function openat(dirfd: number, path: string, flags: number, mode = 0): number {
+/** A name for messages: raw bytes that are not UTF-8 show as U+FFFD. */
+export function shown(name: string | Uint8Array): string {
+  return typeof name === "string" ? name : decoder.decode(name);
+}
+
+export function openat(
+  dirfd: number,
+  path: string | Uint8Array,
+  flags: number,
+  mode = 0,
+): number {
   const f = libc();
-  return check("open", f.openat(dirfd, cstr(path), flags | O_CLOEXEC, mode), path);
+  return check("open", f.openat(dirfd, cstr(path), flags | O_CLOEXEC, mode), shown(path));
 }
 
 export function fchmod(fd: number, mode: number): void {
@@ -236,14 +250,14 @@ export function lstatAt(dirfd: number, path: string): Stat {
   return statxAt(dirfd, cstr(path), AT_SYMLINK_NOFOLLOW, path);
 }
 
-export function unlinkat(dirfd: number, name: string, flags: number): void {
+export function unlinkat(dirfd: number, name: string | Uint8Array, flags: number): void {
   const f = libc();
-  check("unlink", f.unlinkat(dirfd, cstr(name), flags), name);
+  check("unlink", f.unlinkat(dirfd, cstr(name), flags), shown(name));
 }
 
-export function mkdirat(dirfd: number, name: string, mode: number): void {
+export function mkdirat(dirfd: number, name: string | Uint8Array, mode: number): void {
   const f = libc();
-  check("mkdir", f.mkdirat(dirfd, cstr(name), mode), name);
+  check("mkdir", f.mkdirat(dirfd, cstr(name), mode), shown(name));
 }
 
 export const RENAME_NOREPLACE = 1;
@@ -266,7 +280,10 @@ export function rewind(fd: number): void {
 }
 
 export interface DirEntry {
+  /** For messages only: bytes that are not UTF-8 show as U+FFFD. */
   name: string;
+  /** The name as the kernel has it: pass this to the *at calls. */
+  raw: Uint8Array<ArrayBuffer>;
   /** From d_type; "other" when the file system does not say. */
   kind: Kind | "unknown";
 }
@@ -296,8 +313,9 @@ export function readDirBatch(fd: number, buf: Uint8Array<ArrayBuffer>): DirEntry
     const type = view.getUint8(at + 18);
     let end = at + 19;
     while (end < at + reclen && buf[end] !== 0) end++;
-    const name = decoder.decode(buf.subarray(at + 19, end));
-    if (name !== "." && name !== "..") out.push({ name, kind: DT_KINDS[type] ?? "other" });
+    const raw = buf.slice(at + 19, end);
+    const name = decoder.decode(raw);
+    if (name !== "." && name !== "..") out.push({ name, raw, kind: DT_KINDS[type] ?? "other" });
     at += reclen;
   }
   return out;

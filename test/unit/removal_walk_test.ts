@@ -10,6 +10,16 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { RemovalBudget, removeEntry } from "../../lib/adapters/data_dir.ts";
+import {
+  AT_FDCWD,
+  close,
+  mkdirat,
+  O_CREAT_EXCL_WRONLY,
+  O_DIRECTORY,
+  O_RDONLY,
+  openat,
+} from "../../lib/adapters/libc.ts";
+import { FileTriggerInbox } from "../../lib/adapters/trigger_inbox.ts";
 import { makeDeepFolder } from "../support/hostile.ts";
 
 const SENTINEL_LEVELS = 150;
@@ -42,6 +52,49 @@ Deno.test("a folder moved to the top of dataDir while the walk is below it ends 
     for (const level of levels) {
       assert.equal(await Deno.readTextFile(join(level, "sentinel")), "keep", level);
     }
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});
+
+Deno.test("a trigger folder holding names that are not UTF-8 is removed at the claim, in a few system calls", async () => {
+  const base = await Deno.makeTempDir({ prefix: "hbt-walk-" });
+  try {
+    const dataDir = join(base, "data");
+    const stateDir = join(base, "state");
+    await Deno.mkdir(join(dataDir, ".update_trigger"), { recursive: true });
+    await Deno.mkdir(stateDir);
+    const trigger = openat(AT_FDCWD, join(dataDir, ".update_trigger"), O_RDONLY | O_DIRECTORY);
+    try {
+      // 0xff and 0xfe never occur in UTF-8: decoded they become U+FFFD, another name.
+      close(openat(trigger, new Uint8Array([0xff, 0xfe]), O_CREAT_EXCL_WRONLY, 0o644));
+      mkdirat(trigger, new Uint8Array([0x61, 0xff]), 0o755);
+      const sub = openat(trigger, new Uint8Array([0x61, 0xff]), O_RDONLY | O_DIRECTORY);
+      close(openat(sub, new Uint8Array([0xc3, 0x28]), O_CREAT_EXCL_WRONLY, 0o644));
+      close(sub);
+    } finally {
+      close(trigger);
+    }
+    const left: string[] = [];
+    const inbox = new FileTriggerInbox(
+      dataDir,
+      stateDir,
+      Date.now,
+      (p, why) => left.push(`${p}: ${why}`),
+    );
+    const claim = await inbox.claim();
+    assert.equal(claim?.content.kind, "directory");
+    assert.deepEqual(left, []);
+    assert.deepEqual([...Deno.readDirSync(dataDir)], []);
+
+    // The walk itself: a handful of calls, not a budget spent retrying an altered name.
+    await Deno.mkdir(join(dataDir, "t"));
+    const t = openat(AT_FDCWD, join(dataDir, "t"), O_RDONLY | O_DIRECTORY);
+    close(openat(t, new Uint8Array([0xff]), O_CREAT_EXCL_WRONLY, 0o644));
+    close(t);
+    const budget = new RemovalBudget(20_000, 60_000);
+    assert.deepEqual(await removeEntry(dataDir, "t", budget), { removed: true });
+    assert.ok(budget.used < 20, `${budget.used} system calls`);
   } finally {
     await Deno.remove(base, { recursive: true });
   }
