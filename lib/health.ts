@@ -15,6 +15,12 @@ import { type Heartbeat, isHeartbeatFresh } from "./watch/heartbeat.ts";
 import { parseImageRef } from "./image_ref.ts";
 import type { Logger } from "./log.ts";
 import type { Clock } from "./state.ts";
+import {
+  describeUnfinished,
+  findUnfinished,
+  type UnfinishedDeps,
+  type UnfinishedUpdate,
+} from "./unfinished.ts";
 
 /** A watcher that just started gets this long to write its first heartbeat. */
 export const START_GRACE_MS = 90_000;
@@ -31,6 +37,8 @@ export interface HealthDeps {
   docker: Pick<Containers, "inspectContainer">;
   clock: Clock;
   logger: Logger;
+  /** The update journal and lock: an update a killed process left unfinished is a problem. */
+  unfinished?: UnfinishedDeps;
 }
 
 export interface HealthOptions {
@@ -79,6 +87,12 @@ export interface HeartbeatSummary {
   pid: number;
   state: string;
   fresh: boolean;
+  /**
+   * Whether the heartbeat comes from the service's running process: fresh, the service active
+   * and its main pid the heartbeat's (a killed watcher's last heartbeat stays fresh a while,
+   * naming a dead pid and, say, "updating").
+   */
+  live: boolean;
 }
 
 export interface ContainerSummary {
@@ -112,6 +126,8 @@ export interface HealthReport {
     detail: string | null;
   };
   container: ContainerSummary;
+  /** An update the journal holds with no process running it (a killed update), or null. */
+  unfinished: UnfinishedUpdate | null;
   /** What is wrong, one sentence each; empty when ok. */
   problems: string[];
 }
@@ -219,6 +235,7 @@ export function summarizeService(status: ServiceStatus): ServiceSummary {
 export function summarizeHeartbeat(
   heartbeat: Heartbeat | null,
   now: Date,
+  service: ServiceStatus | null,
 ): HeartbeatSummary | null {
   if (heartbeat === null) return null;
   const at = Date.parse(heartbeat.timestamp);
@@ -228,7 +245,20 @@ export function summarizeHeartbeat(
     pid: heartbeat.pid,
     state: heartbeat.state,
     fresh: isHeartbeatFresh(heartbeat, now),
+    live: isHeartbeatLive(service, heartbeat, now),
   };
+}
+
+/** Fresh, and written by the service's running process (see HeartbeatSummary.live). Pure. */
+export function isHeartbeatLive(
+  service: ServiceStatus | null,
+  heartbeat: Heartbeat | null,
+  now: Date,
+): boolean {
+  if (!heartbeat || !isHeartbeatFresh(heartbeat, now)) return false;
+  if (service === null) return true; // systemd could not be asked: the heartbeat is all we know
+  return (service.activeState === "active" || service.activeState === "reloading") &&
+    (service.mainPid === 0 || service.mainPid === heartbeat.pid);
 }
 
 /** Reads the container, turning a Docker failure into a summary that says so. */
@@ -251,13 +281,14 @@ export async function checkHealth(
 ): Promise<HealthReport> {
   const fix = options.fix ?? true;
   const unit = `${config.service}.service`;
-  const [statusResult, heartbeat, container] = await Promise.all([
+  const [statusResult, heartbeat, container, unfinished] = await Promise.all([
     deps.services.status(unit).then(
       (s) => ({ status: s, error: null }),
       (err: unknown) => ({ status: null, error: errorText(err) }),
     ),
     deps.heartbeat.read().catch(() => null),
     inspectContainerSafely(deps.docker, config.container),
+    deps.unfinished ? findUnfinished(deps.unfinished, unit) : Promise.resolve(null),
   ]);
   const now = deps.clock.now();
   const verdict = judgeWatcher(statusResult.status, heartbeat, now);
@@ -268,9 +299,10 @@ export async function checkHealth(
     verdict,
     service: statusResult.status ? summarizeService(statusResult.status) : null,
     serviceError: statusResult.error,
-    heartbeat: summarizeHeartbeat(heartbeat, now),
+    heartbeat: summarizeHeartbeat(heartbeat, now, statusResult.status),
     repair: { action, attempted: false, succeeded: null, detail: null },
     container,
+    unfinished,
     problems: [],
   };
   const fields = {
@@ -308,8 +340,10 @@ export async function checkHealth(
     deps.logger.error(report.problems[0], fields);
   }
 
-  // During an update the bot is stopped or renamed for a moment; that is not a fault.
-  const updating = heartbeat?.state === "updating" && isHeartbeatFresh(heartbeat, now);
+  // During an update the bot is stopped or renamed for a moment; that is not a fault. A killed
+  // watcher's last heartbeat says "updating" too: only the live process's counts.
+  const updating = heartbeat?.state === "updating" &&
+    isHeartbeatLive(statusResult.status, heartbeat, now);
   let containerOk = container.running || updating;
   if (container.running && container.health === "unhealthy") containerOk = false;
   if (!containerOk) {
@@ -321,7 +355,15 @@ export async function checkHealth(
     });
   }
 
-  report.ok = watcherOk && containerOk;
+  if (unfinished) {
+    report.problems.push(describeUnfinished(unfinished));
+    deps.logger.error("an update was interrupted; the journal holds it unfinished", {
+      update: unfinished.id,
+      step: unfinished.step,
+    });
+  }
+
+  report.ok = watcherOk && containerOk && unfinished === null;
   if (report.ok && !report.repair.attempted) deps.logger.info("all well", fields);
   return report;
 }
@@ -433,5 +475,6 @@ export function renderHealth(report: HealthReport): string {
     ? `unknown: ${c.error}`
     : "missing";
   lines.push(`${cOk ? "✅" : "❌"} bot: ${c.name} ${detail}`);
+  if (report.unfinished) lines.push(`❌ update: ${describeUnfinished(report.unfinished)}`);
   return lines.join("\n");
 }

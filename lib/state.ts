@@ -82,3 +82,17 @@ export interface FailedImagesStore {
   read(): Promise<FailedImages | null>;
   write(failed: FailedImages): Promise<void>;
 }
+
+/**
+ * Root's own record of how updates ended, in stateDir (never in dataDir, which the bot's
+ * container can write): what `status` shows. The last ended update and the last rejected
+ * trigger are kept apart, so a rejection never hides the update before it.
+ */
+export interface UpdateRecordStore {
+  /** The last update that ended (succeeded, unchanged, rolled_back, failed); null when none. */
+  lastUpdate(): Promise<StatusFile | null>;
+  /** The last rejected trigger; null when none. */
+  lastRejection(): Promise<StatusFile | null>;
+  /** Records an ended update or a rejection (by its state); progress states are ignored. */
+  record(status: StatusFile): Promise<void>;
+}

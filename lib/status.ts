@@ -23,7 +23,8 @@ import {
 import type { Heartbeat } from "./watch/heartbeat.ts";
 import { LOG_FILES } from "./log.ts";
 import type { StatusFile, UpdateState } from "./update/report.ts";
-import type { Clock } from "./state.ts";
+import type { Clock, UpdateRecordStore } from "./state.ts";
+import { findUnfinished, type UnfinishedDeps, type UnfinishedUpdate } from "./unfinished.ts";
 import { printable, printableFields } from "./printable.ts";
 import type { ComposeAgreement } from "./compose/pin.ts";
 import type { ChannelStatus } from "./notify/notifier.ts";
@@ -35,8 +36,13 @@ export interface StatusDeps {
   cron: { readonly path: string; read(): Promise<string | null> };
   heartbeat: { read(): Promise<Heartbeat | null> };
   docker: Pick<Containers, "inspectContainer">;
-  /** `<dataDir>/.update_status.json` */
-  statusFile: { read(): Promise<StatusFile | null> };
+  /**
+   * Root's records in stateDir of the last ended update and the last rejection; never the
+   * status file in dataDir, which the bot's container can write.
+   */
+  records: Pick<UpdateRecordStore, "lastUpdate" | "lastRejection">;
+  /** The update journal and lock: an update a killed process left unfinished. */
+  unfinished: UnfinishedDeps;
   /** The last `lines` lines of a log file, or null when it does not exist. */
   tail(path: string, lines: number): Promise<string[] | null>;
   clock: Clock;
@@ -77,8 +83,17 @@ export interface StatusReport {
       & { ok: boolean }
     )
     | null;
+  /** The last rejected trigger, when it is at most REJECTION_RECENT_MS old (not a fault). */
+  lastRejection:
+    | Pick<StatusFile, "id" | "requestId" | "image" | "finishedAt" | "error">
+    | null;
+  /** An update the journal holds with no process running it (a killed update): a fault. */
+  unfinished: UnfinishedUpdate | null;
   logs: Record<"monitor" | "update" | "health", { path: string; lines: string[] | null }>;
 }
+
+/** How long the last rejected trigger is shown. */
+export const REJECTION_RECENT_MS = 24 * 3600_000;
 
 // A rejected trigger is the bot's input, not a fault of this server: shown, but not an error.
 const FAILED_STATES: UpdateState[] = ["failed", "rolled_back"];
@@ -124,19 +139,33 @@ export async function gatherStatus(
   const unit = `${config.service}.service`;
   const n = options.logLines ?? LOG_TAIL_LINES;
   const logPath = (file: string | null) => `${config.logDir}/${file}`;
-  const [status, cronText, heartbeat, container, last, monitor, update, health, compose, notify] =
-    await Promise.all([
-      deps.services.status(unit).then((s) => s, (err: Error) => err),
-      deps.cron.read().catch(() => null),
-      deps.heartbeat.read().catch(() => null),
-      inspectContainerSafely(deps.docker, config.container),
-      deps.statusFile.read().catch(() => null),
-      deps.tail(logPath(LOG_FILES.watch), n).catch(() => null),
-      deps.tail(logPath(LOG_FILES.update), n).catch(() => null),
-      deps.tail(logPath(LOG_FILES.health), n).catch(() => null),
-      deps.compose ? deps.compose(config.container).catch(() => null) : Promise.resolve(null),
-      deps.notify ? deps.notify().catch(() => []) : Promise.resolve([]),
-    ]);
+  const [
+    status,
+    cronText,
+    heartbeat,
+    container,
+    last,
+    rejection,
+    unfinished,
+    monitor,
+    update,
+    health,
+    compose,
+    notify,
+  ] = await Promise.all([
+    deps.services.status(unit).then((s) => s, (err: Error) => err),
+    deps.cron.read().catch(() => null),
+    deps.heartbeat.read().catch(() => null),
+    inspectContainerSafely(deps.docker, config.container),
+    deps.records.lastUpdate().catch(() => null),
+    deps.records.lastRejection().catch(() => null),
+    findUnfinished(deps.unfinished, unit),
+    deps.tail(logPath(LOG_FILES.watch), n).catch(() => null),
+    deps.tail(logPath(LOG_FILES.update), n).catch(() => null),
+    deps.tail(logPath(LOG_FILES.health), n).catch(() => null),
+    deps.compose ? deps.compose(config.container).catch(() => null) : Promise.resolve(null),
+    deps.notify ? deps.notify().catch(() => []) : Promise.resolve([]),
+  ]);
   const now = deps.clock.now();
   const serviceStatus = status instanceof Error ? null : status;
   const verdict = judgeWatcher(serviceStatus, heartbeat, now);
@@ -163,7 +192,7 @@ export async function gatherStatus(
     watcher: {
       ok: verdict === "ok" || verdict === "starting",
       verdict,
-      heartbeat: summarizeHeartbeat(heartbeat, now),
+      heartbeat: summarizeHeartbeat(heartbeat, now, serviceStatus),
     },
     container: {
       ...container,
@@ -171,9 +200,9 @@ export async function gatherStatus(
     },
     compose: compose ? { ...compose, ok: compose.agrees !== false } : null,
     notify,
-    // The status file lives in the bot's folder: its text is the container's to write, so it
-    // reaches the operator's terminal only without control characters, and an unknown state
-    // is not taken for a good one.
+    // Root's record, but its text can quote a registry or a container (an error, an image the
+    // bot asked for): it reaches the terminal only without control characters, and an unknown
+    // state is not taken for a good one.
     lastUpdate: last
       ? {
         id: cleanText(last.id) ?? "?",
@@ -188,6 +217,16 @@ export async function gatherStatus(
         ok: KNOWN_STATES.includes(last.state) && !FAILED_STATES.includes(last.state),
       }
       : null,
+    lastRejection: rejection && isRecent(rejection.finishedAt, now, REJECTION_RECENT_MS)
+      ? {
+        id: cleanText(rejection.id) ?? "?",
+        ...(rejection.requestId ? { requestId: cleanText(rejection.requestId) ?? "?" } : {}),
+        image: cleanText(rejection.image),
+        finishedAt: cleanText(rejection.finishedAt),
+        error: cleanText(rejection.error),
+      }
+      : null,
+    unfinished,
     logs: {
       monitor: { path: logPath(LOG_FILES.watch), lines: cleanLines(monitor) },
       update: { path: logPath(LOG_FILES.update), lines: cleanLines(update) },
@@ -199,8 +238,13 @@ export async function gatherStatus(
   safe.logs = report.logs;
   safe.ok = safe.service.ok && safe.service.enabledOk && safe.cron.ok &&
     safe.watcher.ok && safe.container.ok && (safe.lastUpdate?.ok ?? true) &&
-    (safe.compose?.ok ?? true);
+    (safe.compose?.ok ?? true) && safe.unfinished === null;
   return safe;
+}
+
+function isRecent(at: string | null, now: Date, ms: number): boolean {
+  const t = at ? Date.parse(at) : NaN;
+  return Number.isFinite(t) && now.getTime() - t <= ms;
 }
 
 export interface RenderOptions {
@@ -253,10 +297,14 @@ export function renderStatus(report: StatusReport, options: RenderOptions): stri
 
   const w = report.watcher;
   const hb = w.heartbeat;
+  // A killed watcher's last heartbeat still says what it was doing: not what happens now.
+  const beatState = hb && !hb.live && hb.state !== "stopped"
+    ? `stale (last said ${hb.state}; pid ${hb.pid} is not the service's process)`
+    : hb?.state;
   const beat = hb
     ? `heartbeat ${
       hb.ageSeconds === null ? "?" : formatAge(hb.ageSeconds * 1000)
-    } ago, ${hb.state}, pid ${hb.pid}`
+    } ago, ${beatState}, pid ${hb.pid}`
     : "no heartbeat";
   lines.push(row(mark(w.ok), "Watcher", w.verdict === "ok" ? beat : `${w.verdict}: ${beat}`));
 
@@ -318,6 +366,23 @@ export function renderStatus(report: StatusReport, options: RenderOptions): stri
     const from = u.previousImage && u.previousImage !== u.image ? ` (from ${u.previousImage})` : "";
     const err = u.error ? `: ${u.error}` : "";
     lines.push(row(mark(u.ok), "Last update", `${u.state} ${when} ${u.image ?? ""}${from}${err}`));
+  }
+  const r = report.lastRejection;
+  if (r) {
+    const asked = r.image ? ` (asked for ${r.image})` : "";
+    lines.push(row("➖", "Rejected", `trigger ${r.finishedAt ?? "?"}${asked}: ${r.error ?? "?"}`));
+  }
+  const f = report.unfinished;
+  if (f) {
+    lines.push(
+      row(
+        mark(false),
+        "Unfinished",
+        `update ${f.id} was interrupted at step ${f.step} (started ${f.startedAt}); ` +
+          `the journal holds it`,
+      ),
+    );
+    lines.push(row("  ", "", `hint: ${f.hint}`));
   }
 
   for (const [name, log] of Object.entries(report.logs)) {

@@ -15,7 +15,9 @@ import type {
   LockHolder,
   StatusStore,
   UpdateLock,
+  UpdateRecordStore,
 } from "../state.ts";
+import { ENDED_STATES } from "../update/records.ts";
 
 export const STATUS_FILE = ".update_status.json";
 export const HISTORY_FILE = ".update_history.jsonl";
@@ -26,6 +28,9 @@ export const WATCH_LOCK_FILE = "watch.lock";
 export const LAST_UPDATE_FILE = "last-update.json";
 export const FAILED_IMAGES_FILE = "failed-images.json";
 export const HEARTBEAT_FILE = "heartbeat.json";
+/** Root's record of the last ended update, and of the last rejected trigger (stateDir). */
+export const LAST_RESULT_FILE = "last-result.json";
+export const LAST_REJECTION_FILE = "last-rejection.json";
 
 export { syncDir, writeFileAtomic };
 
@@ -226,5 +231,32 @@ export class FileLastUpdateStore implements LastUpdateStore {
       join(this.stateDir, LAST_UPDATE_FILE),
       JSON.stringify(last, null, 2) + "\n",
     );
+  }
+}
+
+/**
+ * `<stateDir>/last-result.json` and `<stateDir>/last-rejection.json`: one record each, replaced
+ * atomically (bounded by construction). Two files, so the watcher's rejection and an update's
+ * result never race on one read-modify-write.
+ */
+export class FileUpdateRecordStore implements UpdateRecordStore {
+  constructor(private readonly stateDir: string) {}
+  lastUpdate(): Promise<StatusFile | null> {
+    return readJsonOrNull<StatusFile>(join(this.stateDir, LAST_RESULT_FILE));
+  }
+  lastRejection(): Promise<StatusFile | null> {
+    return readJsonOrNull<StatusFile>(join(this.stateDir, LAST_REJECTION_FILE));
+  }
+  async record(status: StatusFile): Promise<void> {
+    const file = status.state === "rejected"
+      ? LAST_REJECTION_FILE
+      : ENDED_STATES.includes(status.state)
+      ? LAST_RESULT_FILE
+      : null;
+    if (file === null) return;
+    await ensureDir(this.stateDir);
+    await writeFileAtomic(join(this.stateDir, file), JSON.stringify(status, null, 2) + "\n", {
+      mode: 0o640,
+    });
   }
 }

@@ -11,7 +11,7 @@ import type { Containers } from "../docker.ts";
 import { stopTimeoutSeconds } from "../install/plan.ts";
 import { cronFileFor } from "../install/cron.ts";
 import type { Logger } from "../log.ts";
-import { systemClock } from "../state.ts";
+import { type StatusStore, systemClock } from "../state.ts";
 import type { StepName } from "../update/report.ts";
 import type { UpdateDeps } from "../update/run.ts";
 import { FileHeartbeatStore } from "../watch/heartbeat.ts";
@@ -24,8 +24,10 @@ import {
   FileJournalStore,
   FileLastUpdateStore,
   FileStatusStore,
+  FileUpdateRecordStore,
   FlockUpdateLock,
 } from "./files.ts";
+import { recordingStatus } from "../update/records.ts";
 import { FileCounterStore, TextfileMetricsFile } from "./metrics_files.ts";
 import { MetricsRecorder } from "../metrics/recorder.ts";
 import { metricsSources } from "../metrics/sources.ts";
@@ -77,8 +79,27 @@ export class Host {
     return new FileHeartbeatStore(this.config.stateDir);
   }
 
-  statusFile(): FileStatusStore {
-    return new FileStatusStore(this.config.dataDir);
+  /**
+   * The status file and history in dataDir (the bot's page); every ended update and rejection
+   * written there is recorded in root's records in stateDir too.
+   */
+  statusFile(): StatusStore {
+    return recordingStatus(new FileStatusStore(this.config.dataDir), this.updateRecords());
+  }
+
+  /** Root's record of the last ended update and the last rejection: what status trusts. */
+  updateRecords(): FileUpdateRecordStore {
+    return new FileUpdateRecordStore(this.config.stateDir);
+  }
+
+  /** `<stateDir>/journal.json`: the update in progress, or one a killed process left. */
+  journal(): FileJournalStore {
+    return new FileJournalStore(this.config.stateDir);
+  }
+
+  /** The update lock (its holder: the update running now). */
+  updateLock(): FlockUpdateLock {
+    return new FlockUpdateLock(this.config.stateDir);
   }
 
   /** What an update needs: engine, credentials, lock, journal, status file, last-update record. */

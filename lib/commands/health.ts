@@ -47,6 +47,7 @@ Every run is logged to <logDir>/health-check.log. Cron runs it every 5 minutes.`
           docker: host.docker({ requestTimeoutMs: 10_000 }),
           clock: systemClock,
           logger: loggerFor("health"),
+          unfinished: { journal: host.journal(), lock: host.updateLock() },
         },
         host.config,
         { fix: !values["no-fix"] },

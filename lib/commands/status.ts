@@ -19,14 +19,17 @@ export const statusCommand = defineCommand({
   description: `
 Shows: the systemd service and since when, enabled at boot, the cron entry, the watcher's
 heartbeat, the bot container with its image and version, for a docker compose bot whether
-its compose file names the image it runs, the last update and its result,
+its compose file names the image it runs, the last update and its result (from root's
+records in stateDir, never the bot's status file), the last rejected trigger of the last 24 h,
+an update a killed process left unfinished in the journal,
 and the last lines of monitor.log, update.log and health-check.log. Changes nothing.
 No colour when stdout is not a terminal or NO_COLOR is set (the ✅/❌ marks stay: they carry the verdict).`,
   options: {
     json: {
       type: "boolean",
       help:
-        "machine-readable: top-level keys service, cron, container, compose, watcher, lastUpdate, logs",
+        "machine-readable: top-level keys service, cron, container, compose, watcher, lastUpdate,\n" +
+        "lastRejection, unfinished, notify, logs",
     },
     lines: { type: "string", value: "N", help: `log lines per file (default ${LOG_TAIL_LINES})` },
   },
@@ -49,7 +52,8 @@ No colour when stdout is not a terminal or NO_COLOR is set (the ✅/❌ marks st
           cron: host.cron(),
           heartbeat: host.heartbeat(),
           docker: host.docker({ requestTimeoutMs: 10_000 }),
-          statusFile: host.statusFile(),
+          records: host.updateRecords(),
+          unfinished: { journal: host.journal(), lock: host.updateLock() },
           tail: (path, n) => host.tail(path, n),
           clock: systemClock,
           compose: (container) =>
@@ -70,6 +74,8 @@ No colour when stdout is not a terminal or NO_COLOR is set (the ✅/❌ marks st
           compose,
           watcher,
           lastUpdate,
+          lastRejection,
+          unfinished,
           notify,
           logs,
         } = report;
@@ -84,6 +90,8 @@ No colour when stdout is not a terminal or NO_COLOR is set (the ✅/❌ marks st
               compose,
               watcher,
               lastUpdate,
+              lastRejection,
+              unfinished,
               notify,
               logs,
             },

@@ -11,7 +11,7 @@ import {
 } from "../../lib/health.ts";
 import type { Heartbeat } from "../../lib/watch/heartbeat.ts";
 import { MemoryLogger } from "../../lib/log.ts";
-import { FakeClock } from "../fakes/state.ts";
+import { FakeClock, FakeJournal, FakeLock } from "../fakes/state.ts";
 import { FakeServiceManager, type FakeServiceOptions } from "../fakes/systemctl.ts";
 
 const UNIT = "hyperbot-update-monitor.service";
@@ -272,6 +272,52 @@ Deno.test("a missing bot container during an update is not a fault", async () =>
   const report = await checkHealth(deps, config);
   assert.equal(report.ok, true);
   assert.equal(report.container.found, false);
+});
+
+Deno.test("a killed watcher's fresh 'updating' heartbeat does not excuse a missing bot", async () => {
+  const { deps, services, beats } = setup({}, null);
+  const unit = services.addUnit(UNIT);
+  beats.beat(unit.mainPid + 1000, 1_000, "updating");
+  const report = await checkHealth(deps, config, { fix: false });
+  assert.equal(report.ok, false);
+  assert.equal(report.heartbeat?.live, false);
+  assert.ok(report.problems.some((p) => /does not exist/.test(p)), report.problems.join("; "));
+});
+
+Deno.test("health --no-fix reports an update the journal holds unfinished, with what finishes it", async () => {
+  const { deps, services } = setup();
+  services.addUnit(UNIT);
+  const journal = new FakeJournal();
+  const lock = new FakeLock();
+  deps.unfinished = { journal, lock };
+  assert.equal((await checkHealth(deps, config, { fix: false })).ok, true);
+  await journal.write({
+    id: "upd-1",
+    pid: 4242,
+    startedAt: "2026-11-29T11:59:00Z",
+    container: "bot",
+    step: "verify",
+    verified: false,
+    image: "127.0.0.1:5000/hyperbot/app:v2",
+    previousImage: "127.0.0.1:5000/hyperbot/app:v1",
+    previousImageId: "sha256:aaa",
+    oldContainerId: "c0",
+    oldWasRunning: true,
+    oldRestartPolicy: null,
+    newContainerId: "c1",
+    tempName: "bot-updating",
+    previousName: "bot-previous",
+    steps: [],
+  });
+  const report = await checkHealth(deps, config, { fix: false });
+  assert.equal(report.ok, false);
+  assert.equal(report.unfinished?.id, "upd-1");
+  assert.match(
+    renderHealth(report),
+    /^❌ update: update upd-1 was interrupted at step verify .*: the watcher finishes it/m,
+  );
+  lock.current = { pid: 1, command: "update (cli)", since: "" };
+  assert.equal((await checkHealth(deps, config, { fix: false })).ok, true, "a running update");
 });
 
 Deno.test("the bot's version comes from the OCI label, else the tag", async () => {

@@ -1,6 +1,7 @@
 /**
- * `hyperbot-ops status` run as the operator runs it, with a status file and a log the attacker
- * wrote: what reaches the terminal holds no escape, and `--json` stays valid JSON.
+ * `hyperbot-ops status` run as the operator runs it, with a status file forged from inside the
+ * bot (never shown), and a log and a recorded error quoting what the attacker wrote: what
+ * reaches the terminal holds no escape, and `--json` stays valid JSON.
  */
 
 import assert from "node:assert/strict";
@@ -17,8 +18,9 @@ async function hostileSetup() {
   const logDir = join(dir, "logs");
   const stateDir = join(dir, "state");
   for (const d of [dataDir, logDir, stateDir]) await Deno.mkdir(d);
+  // Root's record: its error and image can quote what a registry or the container printed.
   await Deno.writeTextFile(
-    join(dataDir, ".update_status.json"),
+    join(stateDir, "last-result.json"),
     JSON.stringify({
       id: "u1",
       state: "failed",
@@ -28,6 +30,22 @@ async function hostileSetup() {
       startedAt: "2026-01-05T10:00:00Z",
       finishedAt: { at: TITLE },
       error: [TITLE, "\u009d0;x\u009c"],
+      warnings: [],
+      steps: [],
+    }),
+  );
+  // Forged from inside the bot: the status file is the bot's page, never the operator's view.
+  await Deno.writeTextFile(
+    join(dataDir, ".update_status.json"),
+    JSON.stringify({
+      id: "u2",
+      state: "succeeded",
+      container: "bot",
+      image: "127.0.0.1:5000/hyperbot/app:v9-totally-fine",
+      previousImage: null,
+      startedAt: "2026-01-05T11:00:00Z",
+      finishedAt: "2026-01-05T11:00:10Z",
+      error: null,
       warnings: [],
       steps: [],
     }),
@@ -53,7 +71,7 @@ async function hostileSetup() {
   return { dir, args };
 }
 
-Deno.test("status prints a hostile status file and log tail without raw escapes", async () => {
+Deno.test("status ignores a status file forged in dataDir and prints hostile text without raw escapes", async () => {
   const { dir, args } = await hostileSetup();
   try {
     const out = await runCli(["status", ...args]);
@@ -61,6 +79,7 @@ Deno.test("status prints a hostile status file and log tail without raw escapes"
     assert.doesNotMatch(out.stdout, RAW_ESCAPE);
     assert.doesNotMatch(out.stderr, RAW_ESCAPE);
     assert.match(out.stdout, /Last update +failed/);
+    assert.doesNotMatch(out.stdout, /totally-fine|succeeded/);
     assert.match(out.stdout, /ERROR watch: \\x1b\]0;owned\\x07\\x1b\[2J\\x9b31m\\u202eevil/);
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -75,6 +94,9 @@ Deno.test("status --json stays valid JSON with hostile text escaped", async () =
     assert.doesNotMatch(out.stdout, RAW_ESCAPE);
     const report = JSON.parse(out.stdout);
     assert.equal(typeof report.lastUpdate.error, "string");
+    assert.equal(report.lastUpdate.state, "failed");
+    assert.equal(report.lastUpdate.ok, false);
+    assert.doesNotMatch(out.stdout, /totally-fine/);
     assert.doesNotMatch(report.lastUpdate.error, RAW_ESCAPE);
     assert.doesNotMatch(report.logs.monitor.lines.join("\n"), RAW_ESCAPE);
   } finally {

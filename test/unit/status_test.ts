@@ -5,7 +5,7 @@ import type { StatusFile } from "../../lib/update/report.ts";
 import { formatAge, gatherStatus, renderStatus, type StatusDeps } from "../../lib/status.ts";
 import { FakeCronTable } from "../fakes/crontab.ts";
 import { FakeServiceManager } from "../fakes/systemctl.ts";
-import { FakeClock } from "../fakes/state.ts";
+import { FakeClock, FakeJournal, FakeLock } from "../fakes/state.ts";
 import { FakeComposeFiles } from "../fakes/compose.ts";
 import { composeStatus } from "../../lib/compose/pin.ts";
 
@@ -66,6 +66,9 @@ function setup() {
       | null,
     bot: BOT as ContainerInfo | null,
     last: LAST as StatusFile | null,
+    rejection: null as StatusFile | null,
+    journal: new FakeJournal(),
+    lock: new FakeLock(),
     logs: {
       "/opt/bot/logs/monitor.log": ["m1", "m2"],
       "/opt/bot/logs/update.log": ["u1"],
@@ -76,7 +79,11 @@ function setup() {
     cron: state.cron,
     heartbeat: { read: () => Promise.resolve(state.heartbeat) },
     docker: { inspectContainer: () => Promise.resolve(state.bot) },
-    statusFile: { read: () => Promise.resolve(state.last) },
+    records: {
+      lastUpdate: () => Promise.resolve(state.last),
+      lastRejection: () => Promise.resolve(state.rejection),
+    },
+    unfinished: { journal: state.journal, lock: state.lock },
     tail: (path, n) => Promise.resolve(state.logs[path]?.slice(-n) ?? null),
     clock,
   };
@@ -175,13 +182,84 @@ Deno.test("ages read like a person would say them", () => {
   assert.equal(formatAge(52 * 3600_000), "2 d 4 h");
 });
 
-Deno.test("a rejected trigger is shown but is not a fault of the server", async () => {
+Deno.test("a rejected trigger is shown beside the last update, never in its place, and is not a fault", async () => {
   const { deps, state } = setup();
-  state.last = { ...LAST, state: "rejected", error: "rejected trigger: it is empty" };
+  state.rejection = {
+    ...LAST,
+    id: "trg-1",
+    state: "rejected",
+    image: "evil.example/app:v9",
+    finishedAt: "2026-11-29T11:30:00Z",
+    error: "rejected trigger: repository not allowed",
+  };
   const report = await gatherStatus(deps, config);
   assert.equal(report.ok, true);
+  assert.equal(report.lastUpdate?.state, "succeeded");
+  assert.equal(report.lastRejection?.error, "rejected trigger: repository not allowed");
   const text = renderStatus(report, { color: false });
-  assert.match(text, /^✅ Last update +rejected .*: rejected trigger: it is empty$/m);
+  assert.match(text, /^✅ Last update +succeeded /m);
+  assert.match(
+    text,
+    /^➖ Rejected +trigger 2026-11-29T11:30:00Z \(asked for evil\.example\/app:v9\): rejected trigger: repository not allowed$/m,
+  );
+
+  // After a rollback, a rejection does not make the rollback vanish.
+  state.last = { ...LAST, state: "rolled_back", error: "the new container failed: exit code 1" };
+  const after = await gatherStatus(deps, config);
+  assert.equal(after.lastUpdate?.ok, false);
+  assert.equal(after.lastUpdate?.state, "rolled_back");
+  assert.equal(after.ok, false);
+});
+
+Deno.test("a rejection older than a day is no longer shown", async () => {
+  const { deps, state } = setup();
+  state.rejection = {
+    ...LAST,
+    state: "rejected",
+    finishedAt: "2026-11-28T11:59:00Z",
+    error: "old",
+  };
+  const report = await gatherStatus(deps, config);
+  assert.equal(report.lastRejection, null);
+  assert.doesNotMatch(renderStatus(report, { color: false }), /Rejected/);
+});
+
+Deno.test("an update the journal holds with no process running it is ❌ with what finishes it", async () => {
+  const { deps, state, services } = setup();
+  await state.journal.write({
+    id: "upd-1",
+    pid: 4242,
+    startedAt: "2026-11-29T11:59:00Z",
+    container: "bot",
+    step: "verify",
+    verified: false,
+    image: "127.0.0.1:5000/hyperbot/app:v3",
+    previousImage: "127.0.0.1:5000/hyperbot/app:v2",
+    previousImageId: "sha256:bbb",
+    oldContainerId: "c1",
+    oldWasRunning: true,
+    oldRestartPolicy: null,
+    newContainerId: "c2",
+    tempName: "bot-updating",
+    previousName: "bot-previous",
+    steps: [],
+  });
+  // The killed watcher's last heartbeat is still fresh and says "updating", naming its pid.
+  state.heartbeat = { ...state.heartbeat!, pid: 4242, state: "updating" };
+  services.units.get(UNIT)!.mainPid = 5151;
+  const report = await gatherStatus(deps, config);
+  assert.equal(report.ok, false);
+  assert.equal(report.unfinished?.step, "verify");
+  assert.equal(report.watcher.heartbeat?.live, false);
+  const text = renderStatus(report, { color: false });
+  assert.match(text, /^❌ Unfinished +update upd-1 was interrupted at step verify /m);
+  assert.match(text, /hint: the watcher finishes it .*'hyperbot-ops update' finishes it/);
+  assert.match(text, /stale \(last said updating; pid 4242 is not the service's process\)/);
+  assert.doesNotMatch(text, /, updating, pid/);
+
+  // While an update runs, it holds the lock and owns its journal: not unfinished.
+  state.lock.current = { pid: 1, command: "update (cli)", since: "" };
+  assert.equal((await gatherStatus(deps, config)).unfinished, null);
 });
 
 Deno.test("text from the bot's status file reaches the terminal without escape sequences", async () => {
