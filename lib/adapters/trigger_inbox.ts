@@ -129,14 +129,22 @@ export class FileTriggerInbox implements TriggerInbox {
     budget: RemovalBudget,
   ): Promise<Claim | null> {
     const staged = STAGE_PREFIX + stamp;
-    const content = await this.data.read(staged, MAX_TRIGGER_BYTES + 1);
+    let content: ClaimedContent | null;
+    try {
+      content = await this.data.read(staged, MAX_TRIGGER_BYTES + 1);
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      // A write lease the container holds (EAGAIN), …: a claim with nothing readable, rejected;
+      // the staged name is removed all the same.
+      content = { kind: "other", bytes: null, unreadable: messageOf(err) };
+    }
     if (content === null) return null;
     if (content.kind === "file" && content.bytes) {
       await writeFileAtomic(join(this.claimDir, stamp), content.bytes, { mode: 0o600 });
     }
     await this.removeStaged(staged, budget);
     await this.data.sync();
-    return { stamp, claimedAt, startedAt: null, content: content as ClaimedContent };
+    return { stamp, claimedAt, startedAt: null, content };
   }
 
   private async removeStaged(name: string, budget: RemovalBudget): Promise<void> {
@@ -174,7 +182,11 @@ export class FileTriggerInbox implements TriggerInbox {
         }
       }
     } catch (err) {
-      if (!isNotFound(err)) throw err;
+      // Whatever the container did to its staged names, the claims already in the claim
+      // folder are still listed and settled.
+      if (!isNotFound(err)) {
+        this.reportLeft(join(this.data.path, `${STAGE_PREFIX}*`), messageOf(err));
+      }
     }
     const claims: Claim[] = [];
     for await (const entry of Deno.readDir(this.claimDir)) {
@@ -244,6 +256,10 @@ export class FileTriggerInbox implements TriggerInbox {
   dataDirIdentity(): Promise<string | null> {
     return this.data.identity();
   }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 /** A claim file in the claim folder, read as carefully as anything in dataDir. */

@@ -30,6 +30,8 @@ export interface ClaimedContent {
   kind: EntryKind;
   /** At most MAX_TRIGGER_BYTES + 1 bytes; null unless kind is "file". */
   bytes: Uint8Array | null;
+  /** Why the entry could not be read (a lease the container holds on it, …); bytes is null. */
+  unreadable?: string;
 }
 
 /** A valid request, before the allow list is checked. */
@@ -57,6 +59,7 @@ function reject(why: string, object?: string): RejectedError {
  * that is not a regular file holding one valid reference (grammar only; see checkTrigger).
  */
 export function parseTrigger(content: ClaimedContent): TriggerRequest {
+  if (content.unreadable !== undefined) throw reject(`it could not be read: ${content.unreadable}`);
   if (content.kind !== "file") {
     throw reject(`it is a ${content.kind}, not a regular file (it was not followed or read)`);
   }
