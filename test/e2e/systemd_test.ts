@@ -254,6 +254,31 @@ Deno.test({
       });
 
       await t.step(
+        "install --apply --metrics: the sandboxed watcher writes node_exporter's textfile",
+        async () => {
+          const prom = "/var/lib/node_exporter/textfile_collector/hyperbot_ops.prom";
+          const r = await cli(["install", "--apply", "--metrics", ...CONFIG_FLAGS]);
+          assert.equal(r.code, 0, `install failed:\n${r.stdout}\n${r.stderr}`);
+          // The restarted watcher's first heartbeat rewrites the file (ProtectSystem=strict
+          // would refuse it if the folder were not in ReadWritePaths).
+          await waitUntil("the metrics file", 20_000, async () => {
+            const text = await inside(["cat", prom]);
+            return /^hyperbot_ops_watcher_heartbeat_timestamp_seconds [1-9]/m.test(text.stdout);
+          });
+          const text = await insideOk(["cat", prom]);
+          assert.match(
+            text,
+            new RegExp(
+              `^hyperbot_ops_container_info\\{container="${BOT}",.*version="1"\\} 1$`,
+              "m",
+            ),
+          );
+          assert.equal((await insideOk(["stat", "-c", "%a", prom])).trim(), "644");
+          assert.equal((await insideOk(["stat", "-c", "%a", dirname(prom)])).trim(), "755");
+        },
+      );
+
+      await t.step(
         "runbook test 1: after kill -9 of the watcher systemd has it back within 10-12 s",
         async () => {
           const pid = await show("MainPID");
