@@ -94,3 +94,43 @@ export async function measureIdle(watcher: IdleWatcher, seconds: number): Promis
     wakeupsPerSecond: switches / elapsed,
   };
 }
+
+/**
+ * The idle figures alone, with metricsFile off and on side by side, on a bot container of its
+ * own (so it can run beside a full `deno task bench`):
+ *
+ *   deno run --allow-all bench/idle.ts [SECONDS]     (default 60)
+ *
+ * Prints the two rows of the "watcher at rest" table; writes nothing.
+ */
+if (import.meta.main) {
+  const seconds = Number(Deno.args[0] ?? 60);
+  const bot = `hbt-bench-idle-bot-${crypto.randomUUID().slice(0, 6)}`;
+  const { BENCH_V1, prepareImages } = await import("./downtime.ts");
+  const { docker, dockerOk, say } = await import("./support.ts");
+  await prepareImages();
+  await dockerOk("run", "-d", "--name", bot, BENCH_V1);
+  const off = await startIdleWatcher(bot);
+  const on = await startIdleWatcher(bot, { metrics: true });
+  try {
+    say(`idle watchers for ${seconds} s (metricsFile off and on, side by side)`);
+    const [a, b] = await Promise.all([measureIdle(off, seconds), measureIdle(on, seconds)]);
+    const text = await Deno.readTextFile(metricsFileOf(on.box));
+    if (!text.includes("hyperbot_ops_watcher_heartbeat_timestamp_seconds")) {
+      throw new Error("the idle watcher with metricsFile wrote no metrics");
+    }
+    for (const [what, r] of [["metricsFile off", a], ["metricsFile on", b]] as const) {
+      console.log(
+        `| ${what} | ${r.seconds.toFixed(0)} s | ${r.cpuPercent.toFixed(3)} % | ` +
+          `${r.cpuMs.toFixed(0)} ms | ${r.rssMaxMiB.toFixed(1)} MiB | ${
+            r.rssEndMiB.toFixed(1)
+          } MiB | ` +
+          `${r.wakeupsPerSecond.toFixed(1)} |`,
+      );
+    }
+  } finally {
+    await off.stop();
+    await on.stop();
+    await docker("rm", "-f", bot);
+  }
+}
