@@ -107,6 +107,8 @@ export type Action =
     content: string;
     mode: number;
     change: "create" | "update";
+    /** For the unit: the settings it changes (`- old`, `+ new`), shown by --dry-run. */
+    detail?: string[];
   }
   | { kind: "daemon-reload" }
   | { kind: "enable-now"; unit: string }
@@ -235,7 +237,13 @@ export function planInstall(current: CurrentInstall, desired: DesiredInstall): A
   for (const file of desired.files) {
     const now = current.files[file.path] ?? null;
     if (now !== null && now.content === file.content && (now.mode & 0o7777) === file.mode) continue;
-    actions.push({ kind: "write", ...file, change: now === null ? "create" : "update" });
+    const detail = file.role === "unit" ? unitChanges(now?.content ?? null, file.content) : [];
+    actions.push({
+      kind: "write",
+      ...file,
+      change: now === null ? "create" : "update",
+      ...(detail.length > 0 ? { detail } : {}),
+    });
     changedRoles.add(file.role);
   }
 
@@ -353,7 +361,8 @@ export function describeAction(action: Action): string {
         mode(action.from & 0o7777)
       })`;
     case "write":
-      return `${action.change} ${action.role} file ${action.path} (mode ${mode(action.mode)})`;
+      return `${action.change} ${action.role} file ${action.path} (mode ${mode(action.mode)})` +
+        (action.detail ?? []).map((line) => `\n      ${line}`).join("");
     case "daemon-reload":
       return "systemctl daemon-reload";
     case "enable-now":
@@ -379,4 +388,25 @@ function uniqueDirs(dirs: DesiredDir[]): DesiredDir[] {
   const seen = new Map<string, DesiredDir>();
   for (const d of dirs) if (!seen.has(d.path)) seen.set(d.path, d);
   return [...seen.values()];
+}
+
+/** The settings that decide what the watcher may reach and write. */
+const ACCESS_SETTINGS =
+  /^(ReadWritePaths|RestrictAddressFamilies|PrivateNetwork|IPAddressDeny|SocketBindDeny)=/;
+
+/**
+ * What a unit file changes, setting by setting: `- line` gone, `+ line` new (comments and blank
+ * lines left out). A new unit: its network and write-access settings, so a dry run shows what
+ * the watcher may reach.
+ */
+export function unitChanges(before: string | null, after: string): string[] {
+  const settings = (text: string) =>
+    text.split("\n").filter((l) => l.trim() !== "" && !l.startsWith("#") && !l.startsWith("["));
+  const next = settings(after);
+  if (before === null) return next.filter((l) => ACCESS_SETTINGS.test(l)).map((l) => `  ${l}`);
+  const prev = settings(before);
+  return [
+    ...prev.filter((l) => !next.includes(l)).map((l) => `- ${l}`),
+    ...next.filter((l) => !prev.includes(l)).map((l) => `+ ${l}`),
+  ];
 }

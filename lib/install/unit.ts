@@ -3,7 +3,8 @@
  *
  * Hardening: the watcher runs as root (it needs the Docker socket and writes the bot's
  * shared folder), but with only CAP_DAC_OVERRIDE, CAP_FOWNER and CAP_CHOWN, a read-only view of the
- * system except its own folders, no address family but AF_UNIX, and a system-call allow-list.
+ * system except its own folders, no address family but AF_UNIX (with `notify`: outgoing IPv4/IPv6,
+ * no listening), and a system-call allow-list.
  * `systemd-analyze security --offline=true` rates it below 3.0 (test/unit/install_unit_test.ts).
  * docs/operations.md explains each choice.
  */
@@ -94,7 +95,9 @@ WantedBy=multi-user.target
 function networkLines(network: boolean): string {
   if (network) {
     return `# The Docker Engine API is a unix socket; notifications ('notify') go out over IPv4/IPv6.
+# Outgoing only: no socket of the watcher may bind a port (connect's own port is not a bind).
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+SocketBindDeny=any
 `;
   }
   return `# The Docker Engine API is a unix socket; registries are reached by dockerd, not by us.

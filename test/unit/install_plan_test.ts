@@ -11,6 +11,7 @@ import {
 import {
   type Action,
   type CurrentFile,
+  describeAction,
   desiredInstall,
   type InstallSettings,
   planInstall,
@@ -442,4 +443,36 @@ Deno.test("a second bot installed before per-service cron files moves its entry 
   const again = await installBot(files, services, bot2());
   assert.ok(!again.actions.some((a) => a.kind === "remove"), JSON.stringify(again.actions));
   assert.match(files.files.get("/etc/cron.d/hyperbot-ops")!.content, /config\.json$/m);
+});
+
+Deno.test("notify or metricsFile added after install: --apply again rewrites the unit, and the plan shows what it opens", async () => {
+  const { deps, files, services } = setup();
+  await install(deps, settings());
+  const unitPath = "/etc/systemd/system/hyperbot-update-monitor.service";
+  assert.match(files.files.get(unitPath)!.content, /^PrivateNetwork=yes$/m);
+
+  const notify = [{ type: "webhook", url: "http://127.0.0.1:9/hook" }];
+  const withNotify = settings({}, { notify, metricsFile: "/var/lib/prom/hyperbot.prom" });
+  const desired = desiredInstall(withNotify);
+  const actions = planInstall(await readCurrentInstall(deps, desired), desired);
+  const plan = actions.map(describeAction).join("\n");
+  assert.match(plan, /^create folder \/var\/lib\/prom \(mode 0755\)$/m);
+  assert.match(plan, /^update unit file .*\n(\s+[-+] .*\n)*\s+- PrivateNetwork=yes$/m);
+  for (
+    const line of [
+      "- RestrictAddressFamilies=AF_UNIX",
+      "- IPAddressDeny=any",
+      "+ RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+      "+ SocketBindDeny=any",
+    ]
+  ) {
+    assert.ok(plan.includes(`\n      ${line}`), `${line} missing in:\n${plan}`);
+  }
+  assert.match(plan, /^ {6}\+ ReadWritePaths=.* -\/var\/lib\/prom$/m);
+  assert.match(plan, /^systemctl restart hyperbot-update-monitor\.service \(.*unit.*changed\)$/m);
+  await applyActions(actions, deps);
+  const unit = files.files.get(unitPath)!.content;
+  assert.doesNotMatch(unit, /^(PrivateNetwork|IPAddressDeny)=/m);
+  assert.equal(files.dirs.get("/var/lib/prom"), 0o755);
+  assert.ok(services.units.get("hyperbot-update-monitor.service"));
 });

@@ -184,9 +184,12 @@ Deno.test("the unit has no network unless notify is configured; with it, IPv4/IP
   const open = renderUnit({ ...UNIT, network: true }).split("\n");
   assert.ok(open.includes("RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"));
   assert.ok(!open.some((l) => /^(PrivateNetwork|IPAddressDeny)=/.test(l)));
+  // Outgoing only: nothing may listen.
+  assert.ok(open.includes("SocketBindDeny=any"));
+  assert.ok(!closed.some((l) => l.startsWith("SocketBindDeny=")), "AF_UNIX only needs no rule");
   // Everything else stays as hardened.
   assert.deepEqual(
-    open.filter((l) => !l.startsWith("#") && !l.startsWith("RestrictAddressFamilies=")),
+    open.filter((l) => !l.startsWith("#") && !/^(RestrictAddressFamilies|SocketBindDeny)=/.test(l)),
     closed.filter((l) =>
       !l.startsWith("#") && !/^(RestrictAddressFamilies|PrivateNetwork|IPAddressDeny)=/.test(l)
     ),

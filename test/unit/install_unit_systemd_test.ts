@@ -9,7 +9,13 @@ import { renderUnit } from "../../lib/install/unit.ts";
 
 const MAX_EXPOSURE = 3.0;
 
-async function writeUnit(): Promise<{ dir: string; path: string }> {
+/** The unit without notify (no network), and with it (outgoing IPv4/IPv6 only). */
+const VARIANTS = [{ name: "without notify", network: false }, {
+  name: "with notify",
+  network: true,
+}];
+
+async function writeUnit(network = false): Promise<{ dir: string; path: string }> {
   const dir = await Deno.makeTempDir({ prefix: "hbt-unit-" });
   const path = join(dir, "hyperbot-update-monitor.service");
   await Deno.writeTextFile(
@@ -26,6 +32,7 @@ async function writeUnit(): Promise<{ dir: string; path: string }> {
         "/var/lib/hyperbot-ops",
       ],
       timeoutStopSec: 490,
+      network,
     }),
   );
   return { dir, path };
@@ -49,27 +56,38 @@ async function analyze(args: string[]) {
   }
 }
 
-Deno.test("systemd-analyze verify accepts the unit without a warning", async () => {
-  const { dir, path } = await writeUnit();
-  try {
-    const r = await analyze(["verify", path]);
-    assert.equal(r.stderr.trim(), "", `systemd-analyze verify said:\n${r.stderr}`);
-    assert.equal(r.code, 0);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+for (const variant of VARIANTS) {
+  Deno.test(`systemd-analyze verify accepts the unit ${variant.name} without a warning`, async () => {
+    const { dir, path } = await writeUnit(variant.network);
+    try {
+      const r = await analyze(["verify", path]);
+      assert.equal(r.stderr.trim(), "", `systemd-analyze verify said:\n${r.stderr}`);
+      assert.equal(r.code, 0);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
 
-Deno.test(`systemd-analyze security rates the unit ${MAX_EXPOSURE} or better`, async () => {
-  const { dir, path } = await writeUnit();
-  try {
-    const r = await analyze(["security", "--offline=true", path]);
-    const m = /Overall exposure level for [^:]+: (\d+(?:\.\d+)?)/.exec(r.stdout);
-    assert.ok(m, `no exposure level in:\n${r.stdout}\n${r.stderr}`);
-    const score = Number(m[1]);
-    console.log(`exposure level ${score}`);
-    assert.ok(score <= MAX_EXPOSURE, `exposure ${score} > ${MAX_EXPOSURE}:\n${r.stdout}`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  Deno.test(
+    `systemd-analyze security rates the unit ${variant.name} ${MAX_EXPOSURE} or better`,
+    async () => {
+      const { dir, path } = await writeUnit(variant.network);
+      try {
+        const r = await analyze(["security", "--offline=true", path]);
+        const m = /Overall exposure level for [^:]+: (\d+(?:\.\d+)?)/.exec(r.stdout);
+        assert.ok(m, `no exposure level in:\n${r.stdout}\n${r.stderr}`);
+        const score = Number(m[1]);
+        console.log(`exposure level ${variant.name}: ${score}`);
+        assert.ok(score <= MAX_EXPOSURE, `exposure ${score} > ${MAX_EXPOSURE}:\n${r.stdout}`);
+        if (variant.network) {
+          // What the network rules leave open, and what they keep shut.
+          assert.match(r.stdout, /✗ RestrictAddressFamilies=~AF_\(INET\|INET6\)/);
+          assert.match(r.stdout, /✓ RestrictAddressFamilies=~AF_PACKET/);
+          assert.match(r.stdout, /✓ RestrictAddressFamilies=~AF_NETLINK/);
+        }
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  );
+}
