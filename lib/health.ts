@@ -7,6 +7,7 @@
  * side by side. Only a repair takes longer (it waits a few seconds to see the watcher stay up).
  */
 
+import { unitAccessHint, unitAccessProblems } from "./install/unit_access.ts";
 import type { ServiceManager, ServiceStatus } from "./adapters/systemctl.ts";
 import type { Config } from "./config.ts";
 import { errorText } from "./errors.ts";
@@ -130,6 +131,11 @@ export interface HealthReport {
   unfinished: UnfinishedUpdate | null;
   /** What is wrong, one sentence each; empty when ok. */
   problems: string[];
+  /**
+   * What the config asks of the watcher and its unit forbids (unit_access.ts): said, but not a
+   * failure of health (exit 0; `install --apply` repairs it, not health).
+   */
+  warnings: string[];
 }
 
 /** Decides what state the watcher is in. Pure. */
@@ -276,7 +282,7 @@ export async function inspectContainerSafely(
 /** Checks the watcher and the bot, repairs the watcher when allowed. Never throws for what it finds. */
 export async function checkHealth(
   deps: HealthDeps,
-  config: Pick<Config, "service" | "container">,
+  config: Pick<Config, "service" | "container"> & Partial<Pick<Config, "notify" | "metricsFile">>,
   options: HealthOptions = {},
 ): Promise<HealthReport> {
   const fix = options.fix ?? true;
@@ -304,7 +310,15 @@ export async function checkHealth(
     container,
     unfinished,
     problems: [],
+    warnings: unitAccessProblems(statusResult.status?.access, {
+      service: config.service,
+      notify: config.notify ?? [],
+      metricsFile: config.metricsFile ?? "",
+    }),
   };
+  for (const warning of report.warnings) {
+    deps.logger.warn(warning, { service: unit, hint: unitAccessHint(null) });
+  }
   const fields = {
     service: unit,
     verdict,
@@ -476,5 +490,8 @@ export function renderHealth(report: HealthReport): string {
     : "missing";
   lines.push(`${cOk ? "✅" : "❌"} bot: ${c.name} ${detail}`);
   if (report.unfinished) lines.push(`❌ update: ${describeUnfinished(report.unfinished)}`);
+  for (const warning of report.warnings ?? []) {
+    lines.push(`⚠️ unit: ${warning}; ${unitAccessHint(null)}`);
+  }
   return lines.join("\n");
 }

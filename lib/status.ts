@@ -6,6 +6,7 @@
 
 import { healthCronLines } from "./adapters/crontab.ts";
 import { healthCronLinesFor } from "./install/cron.ts";
+import { unitAccessHint, unitAccessProblems } from "./install/unit_access.ts";
 import type { ServiceManager } from "./adapters/systemctl.ts";
 import type { Config } from "./config.ts";
 import { errorText } from "./errors.ts";
@@ -69,6 +70,11 @@ export interface StatusReport {
    */
   cron: { ok: boolean; path: string; present: boolean; config: string; lines: string[] };
   watcher: { ok: boolean; verdict: WatcherVerdict; heartbeat: HeartbeatSummary | null };
+  /**
+   * Whether the loaded unit lets the watcher do what the config asks (notify: network;
+   * metricsFile: its folder writable). `problems` empty when it does or systemd did not say.
+   */
+  access: { ok: boolean; problems: string[]; hint: string | null };
   container: ContainerSummary & { ok: boolean };
   /** For a compose-managed bot: does the compose file name the running image? (ok: not known to differ) */
   compose: (ComposeAgreement & { ok: boolean }) | null;
@@ -130,7 +136,7 @@ function cleanLines(lines: string[] | null): string[] | null {
 /** Gathers everything side by side. Never throws for what it finds. */
 export async function gatherStatus(
   deps: StatusDeps,
-  config: Pick<Config, "service" | "container" | "logDir"> & {
+  config: Pick<Config, "service" | "container" | "logDir" | "notify" | "metricsFile"> & {
     /** The config file (absolute) whose health entry counts. */
     configFile: string;
   },
@@ -178,6 +184,7 @@ export async function gatherStatus(
     }
     : { ok: false, enabledOk: false, error: errorText(status) };
   const cronLines = healthCronLinesFor(cronText, config.configFile);
+  const accessProblems = unitAccessProblems(serviceStatus?.access, config);
   const report: StatusReport = {
     ok: false,
     checkedAt: now.toISOString(),
@@ -193,6 +200,11 @@ export async function gatherStatus(
       ok: verdict === "ok" || verdict === "starting",
       verdict,
       heartbeat: summarizeHeartbeat(heartbeat, now, serviceStatus),
+    },
+    access: {
+      ok: accessProblems.length === 0,
+      problems: accessProblems,
+      hint: accessProblems.length > 0 ? unitAccessHint(config.configFile) : null,
     },
     container: {
       ...container,
@@ -237,7 +249,7 @@ export async function gatherStatus(
   const safe = printableFields(report, MAX_FIELD);
   safe.logs = report.logs;
   safe.ok = safe.service.ok && safe.service.enabledOk && safe.cron.ok &&
-    safe.watcher.ok && safe.container.ok && (safe.lastUpdate?.ok ?? true) &&
+    safe.watcher.ok && safe.access.ok && safe.container.ok && (safe.lastUpdate?.ok ?? true) &&
     (safe.compose?.ok ?? true) && safe.unfinished === null;
   return safe;
 }
@@ -307,6 +319,10 @@ export function renderStatus(report: StatusReport, options: RenderOptions): stri
     } ago, ${beatState}, pid ${hb.pid}`
     : "no heartbeat";
   lines.push(row(mark(w.ok), "Watcher", w.verdict === "ok" ? beat : `${w.verdict}: ${beat}`));
+
+  for (const problem of report.access.problems) {
+    lines.push(row(mark(false), "Unit", `${problem}; ${report.access.hint}`));
+  }
 
   const k = report.container;
   const cState = k.error

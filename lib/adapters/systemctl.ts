@@ -26,6 +26,25 @@ export interface ServiceStatus {
   restarts: number;
   /** `success`, `exit-code`, `signal`, `timeout`… of the last run. */
   result: string;
+  /**
+   * What the loaded unit (with its drop-ins) lets the service reach and write; absent when
+   * systemd did not say (a unit that is not loaded, or a fake that does not tell).
+   */
+  access?: UnitAccess;
+}
+
+/** The sandbox settings of a loaded unit, as `systemctl show` reports them. */
+export interface UnitAccess {
+  privateNetwork: boolean;
+  /** `AF_UNIX AF_INET …` (allowed), `~AF_PACKET …` (all but these), `~` or empty (all). */
+  restrictAddressFamilies: string;
+  /** Denied prefixes, `any` shown as `::/0 0.0.0.0/0`. */
+  ipAddressDeny: string[];
+  ipAddressAllow: string[];
+  /** `strict`, `full`, `yes`, `no`. */
+  protectSystem: string;
+  /** Without the `-` (ignore if missing) or `+` prefix. */
+  readWritePaths: string[];
 }
 
 export interface ServiceManager {
@@ -64,6 +83,12 @@ const SHOW_PROPERTIES = [
   "MainPID",
   "NRestarts",
   "Result",
+  "PrivateNetwork",
+  "RestrictAddressFamilies",
+  "IPAddressDeny",
+  "IPAddressAllow",
+  "ProtectSystem",
+  "ReadWritePaths",
 ];
 
 /**
@@ -169,6 +194,21 @@ export function parseShow(unit: string, text: string): ServiceStatus {
     mainPid: Number(props.MainPID ?? 0) || 0,
     restarts: Number(props.NRestarts ?? 0) || 0,
     result: props.Result ?? "",
+    ...(props.LoadState === "loaded" && props.PrivateNetwork !== undefined
+      ? { access: parseAccess(props) }
+      : {}),
+  };
+}
+
+function parseAccess(props: Record<string, string>): UnitAccess {
+  const words = (text: string | undefined) => (text ?? "").split(/\s+/).filter(Boolean);
+  return {
+    privateNetwork: props.PrivateNetwork === "yes",
+    restrictAddressFamilies: props.RestrictAddressFamilies ?? "",
+    ipAddressDeny: words(props.IPAddressDeny),
+    ipAddressAllow: words(props.IPAddressAllow),
+    protectSystem: props.ProtectSystem ?? "no",
+    readWritePaths: words(props.ReadWritePaths).map((p) => p.replace(/^[-+]+/, "")),
   };
 }
 

@@ -4,6 +4,7 @@ import {
   ServiceError,
   type ServiceManager,
   type ServiceStatus,
+  type UnitAccess,
 } from "../../lib/adapters/systemctl.ts";
 import type { Clock } from "../../lib/state.ts";
 
@@ -15,6 +16,8 @@ export interface FakeUnit {
   activeSince: Date | null;
   mainPid: number;
   restarts: number;
+  /** The sandbox settings `systemctl show` would report; absent: not told. */
+  access?: UnitAccess;
 }
 
 export interface FakeServiceOptions {
@@ -102,6 +105,7 @@ export class FakeServiceManager implements ServiceManager {
       mainPid: u.mainPid,
       restarts: u.restarts,
       result: u.activeState === "failed" ? "exit-code" : "success",
+      ...(u.access ? { access: u.access } : {}),
     });
   }
 

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { ServiceStatus } from "../../lib/adapters/systemctl.ts";
 import type { ContainerInfo } from "../../lib/docker.ts";
+import type { Config } from "../../lib/config.ts";
 import {
   checkHealth,
   type HealthDeps,
@@ -354,4 +355,34 @@ Deno.test("the health summary marks a repair with 🔧 and a healthy run with �
   const text = renderHealth(await checkHealth(deps, config));
   assert.match(text, /^🔧 watcher was stopped: restarted; pid \d+/);
   assert.match(text, /✅ bot: bot running, version v1$/);
+});
+
+Deno.test("health --no-fix warns when notify is configured but the installed unit has no network, and stays ok", async () => {
+  const { deps, services, beats, clock, logger } = setup();
+  const unit = services.addUnit(UNIT);
+  unit.access = {
+    privateNetwork: true,
+    restrictAddressFamilies: "AF_UNIX",
+    ipAddressDeny: ["::/0", "0.0.0.0/0"],
+    ipAddressAllow: [],
+    protectSystem: "strict",
+    readWritePaths: ["/opt/bot"],
+  };
+  await clock.sleep(120_000);
+  beats.beat(unit.mainPid, 5_000);
+  const notify = [{ type: "webhook", name: "ops", url: "https://ops.example.com/h" }] as Config[
+    "notify"
+  ];
+  const report = await checkHealth(deps, { ...config, notify, metricsFile: "" }, { fix: false });
+  assert.equal(report.ok, true, "install --apply repairs it, not health: no failure, no cron mail");
+  assert.equal(report.warnings.length, 1);
+  assert.match(
+    renderHealth(report),
+    /^⚠️ unit: notify is configured, but hyperbot-update-monitor\.service gives the watcher no network \(PrivateNetwork=yes\).*install --apply/m,
+  );
+  assert.ok(
+    logger.lines.some((l) => l.level === "warn" && /notify is configured/.test(l.message)),
+  );
+  // Without notify the same unit is what it should be.
+  assert.deepEqual((await checkHealth(deps, config, { fix: false })).warnings, []);
 });

@@ -4,6 +4,8 @@ import type { Heartbeat } from "../../lib/watch/heartbeat.ts";
 import type { StatusFile } from "../../lib/update/report.ts";
 import { formatAge, gatherStatus, renderStatus, type StatusDeps } from "../../lib/status.ts";
 import { FakeCronTable } from "../fakes/crontab.ts";
+import type { Config } from "../../lib/config.ts";
+import { parseShow } from "../../lib/adapters/systemctl.ts";
 import { FakeServiceManager } from "../fakes/systemctl.ts";
 import { FakeClock, FakeJournal, FakeLock } from "../fakes/state.ts";
 import { FakeComposeFiles } from "../fakes/compose.ts";
@@ -15,6 +17,8 @@ const config = {
   container: "bot",
   logDir: "/opt/bot/logs",
   configFile: "/etc/hyperbot-ops/config.json",
+  notify: [] as Config["notify"],
+  metricsFile: "",
 };
 const CRON =
   "# Installed by 'hyperbot-ops install'\nPATH=/usr/bin:/bin\n*/5 * * * * root /usr/local/bin/hyperbot-ops health --quiet --config /etc/hyperbot-ops/config.json\n";
@@ -398,4 +402,59 @@ Deno.test("status counts only the health entry for its own config: a second bot'
     (await gatherStatus(deps, { ...config, configFile: "/etc/x/bot2.json" })).cron.ok,
     false,
   );
+});
+
+/** `systemctl show` of the unit install wrote without notify and metricsFile (systemd 252). */
+const CLOSED_UNIT_SHOW = `LoadState=loaded
+PrivateNetwork=yes
+RestrictAddressFamilies=AF_UNIX
+IPAddressDeny=::/0 0.0.0.0/0
+IPAddressAllow=
+ProtectSystem=strict
+ReadWritePaths=-/opt/bot -/opt/bot/data -/opt/bot/logs -/var/lib/hyperbot-ops
+`;
+/** The same with notify and metricsFile installed. */
+const OPEN_UNIT_SHOW = `LoadState=loaded
+PrivateNetwork=no
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+IPAddressDeny=
+IPAddressAllow=
+ProtectSystem=strict
+ReadWritePaths=-/opt/bot -/opt/bot/data -/opt/bot/logs -/var/lib/hyperbot-ops -/var/lib/prom
+`;
+
+Deno.test("status says ❌ Unit when notify or metricsFile is configured but the installed unit forbids it", async () => {
+  const { deps, services } = setup();
+  const unit = services.units.get(UNIT)!;
+  unit.access = parseShow(UNIT, CLOSED_UNIT_SHOW).access;
+  const needs = {
+    ...config,
+    notify: [{
+      type: "webhook",
+      name: "ops",
+      url: "https://ops.example.com/h",
+    }] as Config["notify"],
+    metricsFile: "/var/lib/prom/hyperbot.prom",
+  };
+  // Nothing configured that the unit forbids: all well.
+  assert.equal((await gatherStatus(deps, config)).ok, true);
+
+  const report = await gatherStatus(deps, needs);
+  assert.equal(report.ok, false);
+  assert.equal(report.access.problems.length, 2, report.access.problems.join("\n"));
+  const text = renderStatus(report, { color: false });
+  assert.match(
+    text,
+    /^❌ Unit +notify is configured, but hyperbot-update-monitor\.service gives the watcher no network \(PrivateNetwork=yes\).*install --apply --config \/etc\/hyperbot-ops\/config\.json/m,
+  );
+  assert.match(
+    text,
+    /^❌ Unit +metricsFile is set, but its folder \/var\/lib\/prom is not writable/m,
+  );
+
+  // After 'install --apply' with the new config the unit allows both.
+  unit.access = parseShow(UNIT, OPEN_UNIT_SHOW).access;
+  const fixed = await gatherStatus(deps, needs);
+  assert.deepEqual(fixed.access.problems, []);
+  assert.equal(fixed.ok, true);
 });
