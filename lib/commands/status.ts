@@ -28,8 +28,8 @@ No colour when stdout is not a terminal or NO_COLOR is set (the ✅/❌ marks st
     json: {
       type: "boolean",
       help:
-        "machine-readable: top-level keys service, cron, container, compose, watcher, lastUpdate,\n" +
-        "lastRejection, unfinished, notify, logs",
+        "machine-readable: top-level keys service, cron, container, compose, watcher, access,\n" +
+        "lastUpdate, lastRejection, unfinished, notify, logs",
     },
     lines: { type: "string", value: "N", help: `log lines per file (default ${LOG_TAIL_LINES})` },
   },
