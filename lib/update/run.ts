@@ -259,12 +259,13 @@ class UpdateRun {
         await docker.renameContainer(newId, this.config.container);
       });
       await this.step("start", "starting", () => docker.startContainer(newId));
-      const verdict = await this.step(
-        "verify",
-        "verifying",
-        () => verifyContainer(docker, this.deps.clock, newId, verifyOptions(this.config)),
-      );
-      if (!verdict.ok) throw new UpdateFailedError(`the new container failed: ${verdict.reason}`);
+      // A failed verdict fails the step itself: the report, status file and history record
+      // verify as ok:false with the reason, then the rollback.
+      const verdict = await this.step("verify", "verifying", async () => {
+        const v = await verifyContainer(docker, this.deps.clock, newId, verifyOptions(this.config));
+        if (!v.ok) throw new UpdateFailedError(`the new container failed: ${v.reason}`);
+        return v;
+      });
       this.log.info("new container verified", { detail: verdict.detail });
     } catch (err) {
       return await this.rollBack(err);

@@ -241,6 +241,15 @@ for (
     assert.equal(w.journal.entry, null);
     assert.equal(w.status.current?.state, "rolled_back");
     assert.equal(w.lastUpdate.value, null, "a rolled back update is no rollback target");
+    const names = report.steps.map((s) => `${s.name}:${s.ok}`);
+    assert.deepEqual(names.slice(-2), [
+      `${options.failStartOf || options.portConflictFor ? "start" : "verify"}:false`,
+      "rollback:true",
+    ]);
+    const failed = report.steps.at(-2)!;
+    assert.equal(failed.detail, report.error, "the failed step says why");
+    assert.deepEqual(w.status.history.at(-1)?.steps, report.steps);
+    assert.match(renderReport(report), /(verify|start)\(failed\) → rollback$/m);
   });
 }
 
@@ -280,6 +289,9 @@ Deno.test("update rolls back when the new container turns unhealthy", async () =
   assert.equal(report.outcome, "rolled_back");
   assert.match(report.error ?? "", /unhealthy/);
   assert.equal((await botOf(w)).id, w.oldId);
+  const verify = report.steps.find((s) => s.name === "verify");
+  assert.equal(verify?.ok, false, "an unhealthy verdict is a failed verify step");
+  assert.match(verify?.detail ?? "", /unhealthy/);
 });
 
 Deno.test("update succeeds when a HEALTHCHECK reports healthy", async () => {
