@@ -75,6 +75,14 @@ export class UpdateFailedError extends OpsError {
 }
 
 /**
+ * A request that cannot be carried out, found before anything was touched, that is no update
+ * at all (`--rollback` with nothing to go back to): exit 1, and no status file, history line,
+ * record or `updates_total{outcome="failed"}` (a mistyped command must not fire the fleet's
+ * 'failed last update' alert).
+ */
+export class NothingToDoError extends UpdateFailedError {}
+
+/**
  * The one way an error becomes text, for the operator, the logs, the status file and reports:
  * `<what failed>, '<object>': <why>`, following the chain of causes (a cause whose message the
  * error already quotes is not repeated). Anything that is not an Error is shown with String().

@@ -9,7 +9,14 @@
 
 import type { Config } from "../config.ts";
 import type { ContainerInfo, CredentialStore, DockerEngine, PullProgress } from "../docker.ts";
-import { DockerError, errorText, RejectedError, UpdateFailedError, UsageError } from "../errors.ts";
+import {
+  DockerError,
+  errorText,
+  NothingToDoError,
+  RejectedError,
+  UpdateFailedError,
+  UsageError,
+} from "../errors.ts";
 import { type ComposeFiles, pinAfterUpdate } from "../compose/pin.ts";
 import { pruneFailedImages, pruneImages } from "./images.ts";
 import {
@@ -343,13 +350,16 @@ class UpdateRun {
     const { docker } = this.deps;
     const last = await this.deps.lastUpdate.read();
     if (!last || last.container !== this.config.container) {
-      throw new UpdateFailedError("no earlier update to roll back to", {
-        object: this.config.container,
-        hint: "--rollback goes back to the image that ran before the last successful update",
-      });
+      throw new NothingToDoError(
+        `nothing to roll back to: no successful update of '${this.config.container}' is recorded`,
+        {
+          hint: "--rollback goes back to the image that ran before the last successful update; " +
+            "to run another version: 'hyperbot-ops update <image>'",
+        },
+      );
     }
     if (last.previousImageId === old.imageId) {
-      throw new UpdateFailedError(
+      throw new NothingToDoError(
         `nothing to roll back to: '${this.config.container}' already runs ${last.previousImage} ` +
           `(${last.previousImageId.slice(0, 19)}), the image from before the last update`,
         { hint: "to run another version: 'hyperbot-ops update <image>'" },
@@ -454,16 +464,21 @@ class UpdateRun {
     });
   }
 
-  /** A failure before the old container was stopped: nothing to undo. */
+  /**
+   * A failure before the old container was stopped: nothing to undo. Refused input, a request
+   * with nothing to do, and a daemon that cannot be reached at all before the first look are no
+   * update: thrown, with nothing written (no status file, history, record or metrics), so a
+   * mistyped command line never reads as a failed update. (The watcher keeps the trigger and
+   * retries when the daemon is away.)
+   */
   private async failBeforeTouching(err: unknown): Promise<UpdateReport> {
-    if (err instanceof RejectedError) {
+    const notAnUpdate = err instanceof RejectedError || err instanceof NothingToDoError ||
+      (isUnreachable(err) && this.journal.steps.length <= 1);
+    if (notAnUpdate) {
       await this.deps.journal.clear();
       throw err;
     }
-    const report = await this.finish("failed", err);
-    // The watcher keeps the trigger and retries when the daemon itself is away.
-    if (isUnreachable(err) && this.journal.steps.length <= 1) throw err;
-    return report;
+    return await this.finish("failed", err);
   }
 
   private async rollBack(cause: unknown): Promise<UpdateReport> {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { renderReport } from "../../lib/commands/update.ts";
 import type { MetricsEvent } from "../../lib/metrics/counters.ts";
 import { loadConfig } from "../../lib/config.ts";
-import { LockedError, RejectedError } from "../../lib/errors.ts";
+import { describeError, LockedError, NothingToDoError, RejectedError } from "../../lib/errors.ts";
 import { MemoryLogger } from "../../lib/log.ts";
 import { exitCodeOfOutcome, type StepName, STEPS } from "../../lib/update/report.ts";
 import { recoverFromJournal } from "../../lib/update/recover.ts";
@@ -407,20 +407,59 @@ Deno.test("update --rollback with nothing different to go back to fails (exit 1)
   assert.equal(forced.outcome, "updated", forced.error ?? "");
   const botId = (await botOf(w)).id;
   const creates = w.docker.callsTo("createContainer").length;
-  const report = await runUpdate(w.deps, config(), { rollback: true, source: "cli" });
-  assert.equal(report.outcome, "failed");
-  assert.equal(exitCodeOfOutcome(report.outcome), 1);
-  assert.match(report.error ?? "", /^nothing to roll back to: 'bot' already runs /);
+  const states = w.status.states.length;
+  const history = w.status.history.length;
+  const events: MetricsEvent[] = [];
+  const deps: UpdateDeps = { ...w.deps, metrics: { record: (e) => events.push(e) } };
+  const err: unknown = await runUpdate(deps, config(), { rollback: true, source: "cli" }).then(
+    () => null,
+    (e) => e,
+  );
+  assert.ok(err instanceof NothingToDoError);
+  assert.equal(describeError(err).exitCode, 1);
+  assert.match(describeError(err).message, /^nothing to roll back to: 'bot' already runs /);
   assert.equal((await botOf(w)).id, botId, "the container is not recreated");
   assert.equal(w.docker.callsTo("createContainer").length, creates);
+  assert.equal(w.status.states.length, states, "no status file written");
+  assert.equal(w.status.history.length, history, "no history line");
+  assert.deepEqual(events, [], "no updates_total{failed}");
+  assert.equal(w.journal.entry, null);
 });
 
-Deno.test("update --rollback without an earlier update fails and changes nothing", async () => {
+Deno.test("update --rollback without an earlier update says nothing to roll back to and writes nothing", async () => {
   const w = await world();
-  const report = await runUpdate(w.deps, config(), { rollback: true, source: "cli" });
-  assert.equal(report.outcome, "failed");
-  assert.match(report.error ?? "", /no earlier update/);
+  const events: MetricsEvent[] = [];
+  const deps: UpdateDeps = { ...w.deps, metrics: { record: (e) => events.push(e) } };
+  const err: unknown = await runUpdate(deps, config(), { rollback: true, source: "cli" }).then(
+    () => null,
+    (e) => e,
+  );
+  assert.equal(describeError(err).exitCode, 1);
+  assert.match(
+    describeError(err).message,
+    /^nothing to roll back to: no successful update of 'bot' is recorded$/,
+  );
   assert.equal((await botOf(w)).id, w.oldId);
+  assert.deepEqual(w.status.states, []);
+  assert.deepEqual(w.status.history, []);
+  assert.deepEqual(events, []);
+  assert.equal(w.journal.entry, null);
+});
+
+Deno.test("update with the Docker daemon unreachable exits 4 and writes no failed update anywhere", async () => {
+  const w = await world();
+  w.docker.options.unreachable = true;
+  const events: MetricsEvent[] = [];
+  const deps: UpdateDeps = { ...w.deps, metrics: { record: (e) => events.push(e) } };
+  const err: unknown = await runUpdate(deps, config(), { image: V2, source: "cli" }).then(
+    () => null,
+    (e) => e,
+  );
+  assert.equal(describeError(err).exitCode, 4);
+  assert.deepEqual(w.status.states, [], "no status file written");
+  assert.deepEqual(w.status.history, [], "no history line");
+  assert.deepEqual(events, [], "no updates_total{failed}");
+  assert.equal(w.journal.entry, null);
 });
 
 Deno.test("update refuses a container started with --rm", async () => {
