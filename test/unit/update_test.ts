@@ -4,7 +4,7 @@ import type { MetricsEvent } from "../../lib/metrics/counters.ts";
 import { loadConfig } from "../../lib/config.ts";
 import { describeError, LockedError, NothingToDoError, RejectedError } from "../../lib/errors.ts";
 import { MemoryLogger } from "../../lib/log.ts";
-import { exitCodeOfOutcome, type StepName, STEPS } from "../../lib/update/report.ts";
+import { type StepName, STEPS } from "../../lib/update/report.ts";
 import { recoverFromJournal } from "../../lib/update/recover.ts";
 import { runUpdate, type UpdateDeps } from "../../lib/update/run.ts";
 import { FakeDockerEngine, type FakeDockerOptions } from "../fakes/docker.ts";
