@@ -7,8 +7,8 @@
  * from this process's page tables (madvise MADV_DONTNEED) makes the resident set what the idle
  * loop really uses; a page needed again is mapped back from the page cache on first touch.
  *
- * Only mappings that are file-backed, private, not writable and hold no dirty or anonymous page
- * are touched, so no data can be lost: what is dropped is exactly what the file holds.
+ * Only mappings that are file-backed, not writable and hold no dirty or anonymous page are
+ * touched, so no data can be lost: what is dropped is exactly what the file holds.
  */
 
 import { AT_FDCWD, close, MADV_DONTNEED, madvise, O_RDONLY, openat, read } from "./libc.ts";
@@ -52,10 +52,14 @@ export function parseSmaps(text: string): Mapping[] {
   return out;
 }
 
-/** Whether dropping the mapping's pages can lose nothing: a clean, read-only, private file map. */
+/**
+ * Whether dropping the mapping's pages can lose nothing: a clean, read-only file mapping,
+ * private (the executable's code and constants, libraries) or shared (Deno's read-only caches).
+ */
 export function isDroppable(m: Mapping): boolean {
   return m.path.startsWith("/") && m.perms[0] === "r" && m.perms[1] === "-" &&
-    m.perms[3] === "p" && m.dirtyKiB === 0 && m.anonKiB === 0 && m.rssKiB > 0;
+    (m.perms[3] === "p" || m.perms[3] === "s") && m.dirtyKiB === 0 && m.anonKiB === 0 &&
+    m.rssKiB > 0;
 }
 
 /**
