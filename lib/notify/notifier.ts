@@ -42,6 +42,8 @@ export const RETRY_DELAYS_MS: readonly number[] = [
 ];
 export const ATTEMPT_TIMEOUT_MS = 5_000;
 export const MAX_OUTBOX = 200;
+/** An entry whose attempt the outbox could not record waits at least this long (in memory). */
+export const HOLD_AFTER_ERROR_MS = 5_000;
 /** Rejected triggers: at most one message per this window. */
 export const REJECTED_WINDOW_MS = 10 * 60_000;
 /** How long `update` on the command line waits for delivery before it exits. */
@@ -170,6 +172,8 @@ export class Notifier {
     last: null,
   };
   private wake: (() => void) | null = null;
+  /** Entries whose last attempt could not be recorded, and when to try them again (epoch ms). */
+  private readonly heldUntil = new Map<string, number>();
 
   constructor(private readonly deps: NotifierDeps, readonly settings: NotifySettings) {
     this.secrets = secretsOf(settings.channels, settings.pingUrl);
@@ -357,7 +361,12 @@ export class Notifier {
   async nextDueAt(): Promise<number | null> {
     const entries = await this.deps.outbox.list().catch(() => []);
     if (entries.length === 0) return null;
-    return Math.min(...entries.map((e) => Date.parse(e.nextAt)));
+    return Math.min(...entries.map((e) => this.dueAt(e)));
+  }
+
+  /** When an entry is due: its nextAt, or later while an attempt on it failed to finish. */
+  private dueAt(entry: OutboxEntry): number {
+    return Math.max(Date.parse(entry.nextAt), this.heldUntil.get(entry.id) ?? 0);
   }
 
   /**
@@ -374,8 +383,11 @@ export class Notifier {
       return round;
     }
     const now = this.now().getTime();
+    for (const id of this.heldUntil.keys()) {
+      if (!entries.some((e) => e.id === id)) this.heldUntil.delete(id);
+    }
     const due = entries.filter((e) =>
-      Date.parse(e.nextAt) <= now && (only === undefined || only.has(e.notification.id))
+      this.dueAt(e) <= now && (only === undefined || only.has(e.notification.id))
     );
     round.pending = entries.length - due.length;
     await Promise.all(due.map(async (e) => {
@@ -397,11 +409,13 @@ export class Notifier {
       this.deps.logger.error("cannot take a notification from the outbox", {
         error: this.why(err),
       });
+      this.hold(id, HOLD_AFTER_ERROR_MS);
       return "skipped";
     }
     if (taken === null) return "skipped";
     const { entry } = taken;
     const n = entry.notification;
+    let retryInMs = HOLD_AFTER_ERROR_MS;
     try {
       if (Date.parse(entry.nextAt) > this.now().getTime()) return "skipped";
       const channel = this.settings.channels.find((c) => c.name === entry.channel);
@@ -442,6 +456,7 @@ export class Notifier {
         return "dropped";
       }
       const delay = RETRY_DELAYS_MS[attempts - 1];
+      retryInMs = delay;
       await taken.reschedule({
         ...entry,
         attempts,
@@ -458,6 +473,9 @@ export class Notifier {
       return "failed";
     } catch (err) {
       this.deps.logger.error("notification attempt failed", { error: this.why(err) });
+      // The outbox could not record the attempt (stateDir full, …): the entry still looks due,
+      // so it is held here, or the channel would be tried again at once, over and over.
+      this.hold(id, Math.max(retryInMs, HOLD_AFTER_ERROR_MS));
       return "skipped";
     } finally {
       await taken.release().catch(() => {});
@@ -611,6 +629,10 @@ export class Notifier {
       });
       this.wake = null;
     }
+  }
+
+  private hold(id: string, ms: number): void {
+    this.heldUntil.set(id, this.now().getTime() + ms);
   }
 
   private why(err: unknown): string {

@@ -12,6 +12,8 @@ import {
 export class MemoryOutbox implements OutboxStore {
   readonly entries = new Map<string, OutboxEntry>();
   private readonly held = new Set<string>();
+  /** When set, reschedule fails with this error (a full stateDir: ENOSPC). */
+  failReschedule: Error | null = null;
 
   add(entry: OutboxEntry, max: number): Promise<OutboxEntry[]> {
     this.entries.set(entry.id, structuredClone(entry));
@@ -36,6 +38,7 @@ export class MemoryOutbox implements OutboxStore {
         return Promise.resolve();
       },
       reschedule: (next: OutboxEntry) => {
+        if (this.failReschedule) return Promise.reject(this.failReschedule);
         this.entries.set(id, structuredClone(next));
         return Promise.resolve();
       },
