@@ -14,8 +14,12 @@ import type { Heartbeat } from "../../lib/watch/heartbeat.ts";
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const BUDGET = 20;
 const REPO = "127.0.0.1:5000/hyperbot/app";
-/** The watcher's own lines (start, SIGTERM, stop, state changes): not caused by a trigger. */
-const LIFECYCLE = /watch: (watch starting|watch stopped|watch state|stopping:)/;
+/**
+ * The watcher's own lines (start, SIGTERM, stop, state changes, the idle memory release): not
+ * caused by a trigger.
+ */
+const LIFECYCLE =
+  /watch: (watch starting|watch stopped|watch state|stopping:|released start-up code pages)/;
 
 async function setup(label: string, extra: string[] = []) {
   const base = await Deno.makeTempDir({ prefix: `hbt-budget-${label}-` });
