@@ -22,6 +22,12 @@ export interface ContainerOps {
   logger: Logger;
   /** Told the failed new container's last output before it is removed (for notifications). */
   onFailedOutput?: (output: string) => void;
+  /**
+   * The exit code the new container died with, as verification saw it. A container under a
+   * restart policy may run again by the time it is removed, and a stop sets its own code: the
+   * code on removal is not the one it died with.
+   */
+  failedExitCode?: number;
 }
 
 /**
@@ -59,10 +65,12 @@ export async function rollBackContainers(
   if (fresh && fresh.id !== old.id) {
     const output = await docker.containerLogs(fresh.id, FAILED_LOG_LINES).catch(() => "");
     ops.onFailedOutput?.(output);
+    const diedWith = ops.failedExitCode ??
+      (fresh.running || fresh.restarting ? undefined : fresh.exitCode);
     logger.error("output of the new container before removal", {
       containerId: fresh.id.slice(0, 12),
-      exitCode: fresh.exitCode,
-      logs: output.trimEnd(),
+      exitCode: diedWith,
+      logs: output.trimEnd() || "(no output)",
     });
     await docker.removeContainer(fresh.id, { force: true });
   }

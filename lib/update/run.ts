@@ -150,6 +150,8 @@ class UpdateRun {
   /** The image this update pulled and compared as the new one; kept after a rollback. */
   private pulledImageId: string | null = null;
   private readonly warnings: string[] = [];
+  /** The exit code the new container died with, when verification saw it die. */
+  private failedExitCode: number | undefined;
   /** The failed new container's last output lines (raw: notify makes them printable). */
   private logTail: string[] = [];
   private readonly log: Logger;
@@ -270,7 +272,10 @@ class UpdateRun {
       // verify as ok:false with the reason, then the rollback.
       const verdict = await this.step("verify", "verifying", async () => {
         const v = await verifyContainer(docker, this.deps.clock, newId, verifyOptions(this.config));
-        if (!v.ok) throw new UpdateFailedError(`the new container failed: ${v.reason}`);
+        if (!v.ok) {
+          this.failedExitCode = v.exitCode;
+          throw new UpdateFailedError(`the new container failed: ${v.reason}`);
+        }
         return v;
       });
       this.log.info("new container verified", { detail: verdict.detail });
@@ -494,6 +499,7 @@ class UpdateRun {
               docker: this.docker,
               clock: this.deps.clock,
               logger: this.log,
+              failedExitCode: this.failedExitCode,
               onFailedOutput: (output) => {
                 this.logTail = output.split("\n").filter((l) => l.trim() !== "").slice(-10);
               },

@@ -9,7 +9,10 @@ import type { ContainerInfo, Containers } from "../docker.ts";
 import type { Config } from "../config.ts";
 import type { Clock } from "../state.ts";
 
-export type Verdict = { ok: true; detail: string } | { ok: false; reason: string };
+/** A failure carries the exit code the container died with, when it died (exited, restarting). */
+export type Verdict =
+  | { ok: true; detail: string }
+  | { ok: false; reason: string; exitCode?: number };
 
 export interface VerifyOptions {
   healthTimeoutSeconds: number;
@@ -31,10 +34,15 @@ export function judge(
       ok: false,
       reason:
         `the container is restarting (restarts: ${info.restartCount}, exit code ${info.exitCode})`,
+      exitCode: info.exitCode,
     };
   }
   if (!info.running) {
-    return { ok: false, reason: `the container exited with code ${info.exitCode}` };
+    return {
+      ok: false,
+      reason: `the container exited with code ${info.exitCode}`,
+      exitCode: info.exitCode,
+    };
   }
   if (info.health !== null) {
     if (info.health === "unhealthy") return { ok: false, reason: "the container is unhealthy" };

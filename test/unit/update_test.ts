@@ -253,6 +253,26 @@ for (
   });
 }
 
+Deno.test("update.log names the exit code the new container died with, and says when it printed nothing", async () => {
+  const w = await world({ exitAfterStart: new Map([[BROKEN, 3]]) });
+  // By the time the rollback removes it, Docker's restart policy has run it again: its
+  // State.ExitCode is 0 then, not the code it died with.
+  w.deps.beforeStep = (step) => {
+    if (step !== "rollback") return;
+    const state = w.docker.peek("bot")?.State;
+    if (state) Object.assign(state, { Running: true, Status: "running", ExitCode: 0 });
+  };
+  const report = await runUpdate(w.deps, config(), { image: BROKEN, source: "cli" });
+  assert.equal(report.outcome, "rolled_back");
+  assert.match(report.error ?? "", /exit(ed with)? code 3/);
+  const line = w.logger.lines.find((l) =>
+    l.message === "output of the new container before removal"
+  );
+  assert.ok(line, "the failed container's output is logged");
+  assert.equal(line.fields.exitCode, 3);
+  assert.equal(line.fields.logs, "(no output)");
+});
+
 Deno.test("a rolled back update reports the image ID the bot runs again, the old one", async () => {
   const w = await world({ exitAfterStart: new Map([[BROKEN, 1]]) });
   const oldImageId = (await botOf(w)).imageId;
