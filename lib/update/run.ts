@@ -112,6 +112,11 @@ export async function runUpdate(
       hint: "it goes back to the image that ran before",
     });
   }
+  if (request.rollback && request.force) {
+    throw new UsageError("--rollback and --force exclude each other", {
+      hint: "--rollback always recreates the container on the image that ran before",
+    });
+  }
   const ref = request.image == null ? null : parseImageRef(request.image);
   const lock = await deps.lock.acquire({
     pid: deps.pid,

@@ -53,3 +53,23 @@ Deno.test("update with an unreachable Docker host exits 4 and records no failed 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("update --rollback --force is a usage error (exit 2) that touches nothing", async () => {
+  const { dir, dataDir, stateDir, args } = await setup();
+  try {
+    const out = await runCli([
+      "update",
+      "--rollback",
+      "--force",
+      ...args,
+      "--docker-host",
+      `unix://${join(dir, "nonexistent.sock")}`,
+    ]);
+    assert.equal(out.code, 2, out.stderr);
+    assert.match(out.stderr, /--rollback and --force exclude each other/);
+    assert.equal(await exists(join(dataDir, ".update_status.json")), false);
+    assert.equal(await exists(join(stateDir, "journal.json")), false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
