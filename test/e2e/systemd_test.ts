@@ -521,3 +521,154 @@ Deno.test({
     }
   },
 });
+
+/** Starts a webhook receiver on 127.0.0.1 inside the systemd container; it appends each body to `<dir>/bodies`. */
+async function startReceiver(dir: string): Promise<number> {
+  await Deno.mkdir(dir, { recursive: true });
+  const code = `
+const dir = ${JSON.stringify(dir)};
+Deno.serve({
+  hostname: "127.0.0.1",
+  port: 0,
+  onListen: ({ port }) => Deno.writeTextFileSync(dir + "/port", String(port)),
+}, async (req) => {
+  const body = await req.text();
+  Deno.writeTextFileSync(dir + "/bodies", JSON.stringify({ path: new URL(req.url).pathname, body }) + "\\n", { append: true });
+  return new Response("ok");
+});`;
+  await dockerOk(
+    "exec",
+    "-d",
+    "-e",
+    `DENO_DIR=${denoDir()}`,
+    "-e",
+    "DENO_NO_UPDATE_CHECK=1",
+    SYSTEMD_CONTAINER,
+    "deno",
+    "eval",
+    code,
+  );
+  let port = 0;
+  await waitUntil("the webhook receiver to listen", 30_000, async () => {
+    port = Number(await readHost(join(dir, "port")));
+    return port > 0;
+  });
+  return port;
+}
+
+Deno.test({
+  name:
+    "on a real systemd: notify and metricsFile added after install; install --apply again opens the unit, a trigger's update reaches a webhook on 127.0.0.1 and the metrics file is written",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    await prepare();
+    await Deno.mkdir(DATA_DIR, { recursive: true });
+    const hookDir = `${RUN_DIR}/hook`;
+    const metricsFile = `${RUN_DIR}/metrics/hyperbot.prom`;
+    try {
+      await dockerOk("run", "-d", "--name", BOT, "-v", `${DATA_DIR}:/app/data`, IMAGE_V1);
+      await startSystemd();
+      // Only the watcher may write the metrics file here: health (from cron) would write it too.
+      await insideOk(["systemctl", "stop", "cron"]);
+      const installed = await cli(["install", "--apply", ...CONFIG_FLAGS]);
+      assert.equal(installed.code, 0, `${installed.stdout}\n${installed.stderr}`);
+      assert.equal(await show("PrivateNetwork"), "yes", "without notify the unit has no network");
+
+      const port = await startReceiver(hookDir);
+      const configFile = "/etc/hyperbot-ops/config.json";
+      const config = JSON.parse(await insideOk(["cat", configFile]));
+      config.notify = [{ type: "webhook", name: "e2e", url: `http://127.0.0.1:${port}/hook` }];
+      config.notifyOutcomes = ["updated", "unchanged", "rolled_back", "failed"];
+      await insideOk([
+        "sh",
+        "-c",
+        `printf '%s\\n' '${JSON.stringify(config)}' > ${configFile}`,
+      ]);
+
+      await t.step("status and health --no-fix say the installed unit forbids notify", async () => {
+        const status = await cli(["status", "--json"]);
+        assert.equal(status.code, 1, status.stdout);
+        const json = JSON.parse(status.stdout);
+        assert.equal(json.access.ok, false);
+        assert.match(json.access.problems[0], /no network \(PrivateNetwork=yes\)/);
+        const health = await cli(["health", "--no-fix"]);
+        assert.match(health.stdout, /⚠️ unit: notify is configured, .*install --apply/);
+      });
+
+      await t.step(
+        "install --dry-run shows what the unit opens; --apply rewrites it and restarts",
+        async () => {
+          const dry = await cli([
+            "install",
+            "--dry-run",
+            "--metrics-file",
+            metricsFile,
+            ...CONFIG_FLAGS,
+          ]);
+          assert.equal(dry.code, 0, `${dry.stdout}\n${dry.stderr}`);
+          for (
+            const line of [
+              `create folder ${RUN_DIR}/metrics (mode 0755)`,
+              "- PrivateNetwork=yes",
+              "- IPAddressDeny=any",
+              "+ RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+              "+ SocketBindDeny=any",
+            ]
+          ) {
+            assert.ok(dry.stdout.includes(line), `'${line}' missing in:\n${dry.stdout}`);
+          }
+          assert.match(dry.stdout, new RegExp(`\\+ ReadWritePaths=.* -${RUN_DIR}/metrics$`, "m"));
+          const r = await cli([
+            "install",
+            "--apply",
+            "--metrics-file",
+            metricsFile,
+            ...CONFIG_FLAGS,
+          ]);
+          assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+          assert.match(r.stdout, /systemctl restart hyperbot-update-monitor\.service/);
+          assert.equal(await show("PrivateNetwork"), "no");
+          assert.match(await show("RestrictAddressFamilies"), /AF_INET/);
+          assert.equal(await show("IPAddressDeny"), "");
+          const mode = (await Deno.stat(`${RUN_DIR}/metrics`)).mode! & 0o777;
+          assert.equal(mode, 0o755);
+          const status = JSON.parse((await cli(["status", "--json"])).stdout);
+          assert.equal(status.access.ok, true, JSON.stringify(status.access));
+        },
+      );
+
+      await t.step(
+        "a trigger's update is delivered to the webhook and the watcher writes the metrics file",
+        async () => {
+          const image = (await dockerOk("inspect", BOT, "--format", "{{.Config.Image}}")).trim();
+          await Deno.writeTextFile(join(DATA_DIR, ".update_trigger"), image + "\n");
+          // health (run above) may have sent its own message: look for the update's.
+          const updates = async () =>
+            (await readHost(join(hookDir, "bodies"))).split("\n").filter(Boolean)
+              .map((l) => JSON.parse(JSON.parse(l).body))
+              .filter((m) => ["updated", "unchanged"].includes(m.outcome));
+          await waitUntil(
+            "the webhook to receive the update's notification",
+            90_000,
+            async () => (await updates()).length > 0,
+          );
+          const [message] = await updates();
+          assert.ok(JSON.stringify(message).includes(BOT), JSON.stringify(message));
+          await waitUntil(
+            "the watcher to write the metrics file",
+            60_000,
+            async () => /^hyperbot_/m.test(await readHost(metricsFile)),
+          );
+          assert.match(await readHost(metricsFile), /^hyperbot_\w+/m);
+        },
+      );
+    } finally {
+      if (Deno.env.get("HYPERBOT_E2E_KEEP")) {
+        console.log(`kept ${SYSTEMD_CONTAINER} and ${BOT} (HYPERBOT_E2E_KEEP)`);
+      } else {
+        await cleanup();
+      }
+    }
+  },
+});
