@@ -12,6 +12,7 @@ import { JOURNAL_FILE } from "../adapters/files.ts";
 import { type Config, CONFIG_KEYS, type ConfigKey, DEFAULT_SERVICE } from "../config.ts";
 import { cronFileFor, healthCronLinesFor, renderCron, renderLauncher } from "./cron.ts";
 import { renderUnit, UNIT_DIR } from "./unit.ts";
+import { healthCronLines } from "../adapters/crontab.ts";
 
 export const MANIFEST_FILE = "install-manifest.json";
 export const DEFAULT_LAUNCHER = "/usr/local/lib/hyperbot-ops/hyperbot-ops";
@@ -247,15 +248,17 @@ export function planInstall(current: CurrentInstall, desired: DesiredInstall): A
     changedRoles.add(file.role);
   }
 
-  // An earlier version wrote every service's entry into one file: an entry for this config left
-  // in a cron file that is no longer ours goes, so health does not run twice. Another config's
-  // entry there stays.
+  // An earlier version wrote every service's entry into one file (so a second bot's manifest
+  // records it as preexisting): a file we wrote that now holds only this config's entry goes, so
+  // health does not run twice. Another config's entry there stays, and so does a file not ours.
   const configPath = desired.files.find((f) => f.role === "config")?.path ?? "";
   for (const old of current.manifest?.files ?? []) {
-    if (old.role !== "cron" || old.preexisting) continue;
+    if (old.role !== "cron") continue;
     if (desired.files.some((f) => f.path === old.path)) continue;
     const content = current.files[old.path]?.content ?? null;
-    if (healthCronLinesFor(content, configPath).length === 0) continue;
+    if (content === null || !content.includes(INSTALLED_MARK)) continue;
+    const ours = healthCronLinesFor(content, configPath).length;
+    if (ours === 0 || ours !== healthCronLines(content).length) continue;
     actions.push({ kind: "remove", role: "cron", path: old.path });
   }
 

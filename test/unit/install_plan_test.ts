@@ -420,7 +420,12 @@ Deno.test("a second bot installed before per-service cron files moves its entry 
   // What an earlier version left: bot2's manifest names the shared file, which holds its entry.
   const manifestPath = "/var/lib/hyperbot-ops-bot2/install-manifest.json";
   const manifest = JSON.parse(files.files.get(manifestPath)!.content);
-  for (const f of manifest.files) if (f.role === "cron") f.path = "/etc/cron.d/hyperbot-ops";
+  // The first bot had created it, so the second recorded it as preexisting.
+  for (const f of manifest.files) {
+    if (f.role === "cron") {
+      Object.assign(f, { path: "/etc/cron.d/hyperbot-ops", preexisting: true });
+    }
+  }
   await files.write(manifestPath, JSON.stringify(manifest), 0o640);
   const shared = files.files.get("/etc/cron.d/hyperbot-ops-bot2")!;
   await files.write("/etc/cron.d/hyperbot-ops", shared.content, 0o644);
@@ -443,6 +448,14 @@ Deno.test("a second bot installed before per-service cron files moves its entry 
   const again = await installBot(files, services, bot2());
   assert.ok(!again.actions.some((a) => a.kind === "remove"), JSON.stringify(again.actions));
   assert.match(files.files.get("/etc/cron.d/hyperbot-ops")!.content, /config\.json$/m);
+
+  // A file install did not write stays, whatever it runs.
+  const foreign = shared.content.replace(/^# Installed by .*$/m, "# mine");
+  await files.write("/etc/cron.d/hyperbot-ops", foreign, 0o644);
+  await files.write(manifestPath, JSON.stringify(manifest), 0o640);
+  const third = await installBot(files, services, bot2());
+  assert.ok(!third.actions.some((a) => a.kind === "remove"), JSON.stringify(third.actions));
+  assert.equal(files.files.get("/etc/cron.d/hyperbot-ops")!.content, foreign);
 });
 
 Deno.test("notify or metricsFile added after install: --apply again rewrites the unit, and the plan shows what it opens", async () => {
