@@ -54,7 +54,10 @@ export interface WatchDeps {
   /** Checks that the Docker daemon answers. Throws DockerError when it does not. */
   ping(): Promise<void>;
   pid: number;
-  /** Called each time the watcher goes idle (after start-up, after an update): memory upkeep. */
+  /**
+   * Memory upkeep when the watcher goes idle (after start-up, after an update); at most once
+   * per IDLE_UPKEEP_EVERY_MS.
+   */
   onIdle?(): void;
 }
 
@@ -77,6 +80,9 @@ export interface WatchOptions {
   maxRejectionLogs: number;
   logWindowMs: number;
 }
+
+/** onIdle (the memory trim, 20-130 ms) runs at most this often, however often the loop idles. */
+export const IDLE_UPKEEP_EVERY_MS = 5 * 60_000;
 
 export const DEFAULT_WATCH_OPTIONS: WatchOptions = {
   debounceMs: 50,
@@ -115,6 +121,8 @@ class WatchLoop {
   private readonly heartbeat: HeartbeatWriter;
   private readonly folder: DataFolderWatch;
   private readonly queue: ClaimQueue;
+  /** When onIdle last ran (epoch ms of the injected clock). */
+  private idleUpkeepAt = -Infinity;
   private updates = 0;
 
   constructor(
@@ -147,7 +155,11 @@ class WatchLoop {
 
   private async setState(state: WatchState) {
     await this.heartbeat.setState(state);
-    if (state === "idle") this.deps.onIdle?.();
+    // The upkeep costs tens of milliseconds: a stream of triggers must not pay it each time.
+    if (state === "idle" && this.now() - this.idleUpkeepAt >= IDLE_UPKEEP_EVERY_MS) {
+      this.idleUpkeepAt = this.now();
+      this.deps.onIdle?.();
+    }
   }
 
   async run(): Promise<WatchSummary> {
