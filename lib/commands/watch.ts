@@ -12,6 +12,7 @@ import { systemClock } from "../state.ts";
 import { recoverFromJournal } from "../update/recover.ts";
 import { runUpdate } from "../update/run.ts";
 import { runWatch } from "../watch/loop.ts";
+import { BACKGROUND_STOP_MS, settleWithin } from "../watch/stop.ts";
 import { defineCommand } from "./common.ts";
 import { notifyingRecover, notifyingStatus, notifyUpdateEnded } from "../notify/hooks.ts";
 import { watchDockerForNotify } from "../notify/docker_outage.ts";
@@ -129,7 +130,12 @@ Logs to <logDir>/monitor.log (updates to <logDir>/update.log) and stderr.`,
       return 0;
     } finally {
       stop.abort();
-      await Promise.all(background);
+      // Bounded: SIGTERM must end the process within 2 s; unsent messages stay in the outbox.
+      if (!(await settleWithin(background, BACKGROUND_STOP_MS, systemClock))) {
+        log.warn("stopping without waiting longer for notification delivery", {
+          waitedMs: BACKGROUND_STOP_MS,
+        });
+      }
       removeSignalHandlers();
       await metrics.flush();
       host.close();
