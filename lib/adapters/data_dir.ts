@@ -10,7 +10,7 @@
  *   Whatever is swapped in at any moment, no open for reading or writing lands on a device,
  *   FIFO, socket or link.
  * - Writing: a new file under a random name with O_CREAT|O_EXCL (a planted link makes it fail,
- *   it is never followed), its mode set at creation, then rename over the name.
+ *   it is never followed), its mode set through the handle, then rename over the name.
  * - Removing: unlink of the name; a folder is emptied by an iterative walk relative to folder
  *   handles (no recursion, no path lookups a swapped link could redirect), bounded in entries
  *   and time: a folder it cannot clear is left where it is and said so.
@@ -23,9 +23,12 @@ import {
   AT_FDCWD,
   AT_REMOVEDIR,
   close,
+  fchmod,
   fstat,
+  fsync,
   type Kind,
   lstatAt,
+  O_CREAT_EXCL_WRONLY,
   O_DIRECTORY,
   O_NOCTTY,
   O_NOFOLLOW,
@@ -39,6 +42,7 @@ import {
   type Stat,
   SysError,
   unlinkat,
+  write,
 } from "./libc.ts";
 
 export type EntryKind = Kind;
@@ -112,8 +116,9 @@ export function entryKind(path: string): EntryKind | null {
  * fsync of the folder. A reader sees the old content or the new, never a part.
  *
  * Safe in a folder the bot's container can write to: the temporary file is created with
- * O_EXCL (a planted link makes the open fail instead of being followed), it gets its mode at
- * creation (no chmod by path, which would follow a link swapped in afterwards), and rename
+ * O_EXCL (a planted link makes the open fail instead of being followed), it gets its mode
+ * through its handle (fchmod; no chmod by path, which would follow a link swapped in
+ * afterwards, and no change of the process umask), and rename
  * replaces a link at `path` rather than writing through it.
  */
 export async function writeFileAtomic(
@@ -125,13 +130,17 @@ export async function writeFileAtomic(
   const dir = join(path, "..");
   const tmp = join(dir, `.${crypto.randomUUID()}.tmp`);
   const bytes = typeof content === "string" ? new TextEncoder().encode(content) : content;
-  const file = createExclusive(tmp, mode);
+  // O_EXCL|O_NOFOLLOW: a planted name or link makes the open fail. The mode is set through the
+  // handle: the process umask (027, main.ts) narrowed the one given at creation.
+  const fd = openat(AT_FDCWD, tmp, O_CREAT_EXCL_WRONLY | O_NOFOLLOW | O_NOCTTY, mode);
   try {
+    fchmod(fd, mode);
+    const buf = new Uint8Array(bytes);
     let written = 0;
-    while (written < bytes.length) written += await file.write(bytes.subarray(written));
-    await file.sync();
+    while (written < buf.length) written += write(fd, buf.subarray(written));
+    fsync(fd);
   } finally {
-    file.close();
+    close(fd);
   }
   try {
     await Deno.rename(tmp, path);
@@ -140,19 +149,6 @@ export async function writeFileAtomic(
     throw err;
   }
   await syncDir(dir);
-}
-
-/**
- * Creates a new file with exactly `mode`. The process umask (027, set in main.ts) would narrow
- * it, so it is lifted for this one synchronous call; no other code runs in between.
- */
-function createExclusive(path: string, mode: number): Deno.FsFile {
-  const previous = Deno.umask(0);
-  try {
-    return Deno.openSync(path, { write: true, createNew: true, mode });
-  } finally {
-    Deno.umask(previous);
-  }
 }
 
 /** fsyncs a folder so a rename in it survives a power cut. */

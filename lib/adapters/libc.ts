@@ -87,6 +87,7 @@ const SYMBOLS = {
   openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   fchmod: { parameters: ["i32", "u32"], result: "i32" },
+  fsync: { parameters: ["i32"], result: "i32" },
   madvise: { parameters: ["usize", "usize", "i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
@@ -160,6 +161,10 @@ export function openat(
 
 export function fchmod(fd: number, mode: number): void {
   check("fchmod", libc().fchmod(fd, mode), `fd ${fd}`);
+}
+
+export function fsync(fd: number): void {
+  check("fsync", libc().fsync(fd), `fd ${fd}`);
 }
 
 export const MADV_DONTNEED = 4;
