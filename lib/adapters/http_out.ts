@@ -2,7 +2,8 @@
  * HTTP out to the notification services, through fetch. Deno's fetch honours HTTP_PROXY,
  * HTTPS_PROXY and NO_PROXY (and their lower-case forms) from the process environment; note that
  * it proxies loopback addresses too unless NO_PROXY names them (checked in
- * test/unit/notify_http_test.ts).
+ * test/unit/notify_cli_test.ts: "notify --test goes through HTTP_PROXY, also to loopback, unless
+ * NO_PROXY names the host").
  */
 
 import type { HttpAnswer, HttpRequest } from "../notify/format.ts";
