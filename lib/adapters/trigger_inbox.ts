@@ -65,6 +65,11 @@ export interface TriggerInbox {
   hasTrigger(): Promise<boolean>;
   /** `dev:ino` of dataDir, or null when it does not exist: tells a recreated folder apart. */
   dataDirIdentity(): Promise<string | null>;
+  /**
+   * Where to say that an entry the bot made could not be removed and is left where it is (the
+   * watch loop passes one that counts against its trigger log budget and says each path once).
+   */
+  reportLeftTo?(report: LeftReporter): void;
 }
 
 let counter = 0;
@@ -93,7 +98,7 @@ export class FileTriggerInbox implements TriggerInbox {
     dataDir: string,
     stateDir: string,
     private readonly now: () => number = Date.now,
-    private readonly reportLeft: LeftReporter = () => {},
+    private reportLeft: LeftReporter = () => {},
   ) {
     this.claimDir = join(stateDir, CLAIM_DIR);
     this.data = new DataDir(dataDir);
@@ -255,6 +260,10 @@ export class FileTriggerInbox implements TriggerInbox {
 
   dataDirIdentity(): Promise<string | null> {
     return this.data.identity();
+  }
+
+  reportLeftTo(report: LeftReporter): void {
+    this.reportLeft = report;
   }
 }
 

@@ -85,16 +85,8 @@ Logs to <logDir>/monitor.log (updates to <logDir>/update.log) and stderr.`,
     try {
       await runWatch(
         {
-          inbox: new FileTriggerInbox(
-            cfg.dataDir,
-            cfg.stateDir,
-            Date.now,
-            (path, reason) =>
-              log.warn("cannot remove an entry the bot made; it is left where it is", {
-                path,
-                reason,
-              }),
-          ),
+          // What it cannot remove goes to the loop's trigger log (reportLeftTo).
+          inbox: new FileTriggerInbox(cfg.dataDir, cfg.stateDir),
           watcher: new InotifyFolderWatcher(),
           clock: systemClock,
           logger: log,

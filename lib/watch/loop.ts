@@ -82,6 +82,9 @@ export interface WatchOptions {
 }
 
 /** onIdle (the memory trim, 20-130 ms) runs at most this often, however often the loop idles. */
+/** Paths of entries left in dataDir that are remembered as reported (then forgotten at once). */
+const MAX_LEFT_REMEMBERED = 1_000;
+
 export const IDLE_UPKEEP_EVERY_MS = 5 * 60_000;
 
 export const DEFAULT_WATCH_OPTIONS: WatchOptions = {
@@ -135,6 +138,17 @@ class WatchLoop {
     this.wake = new Wakeup(deps.clock);
     this.folder = new DataFolderWatch(deps, config.dataDir, () => this.wake.notify());
     this.queue = new ClaimQueue(deps, config, o);
+    // The bot makes these entries at will: each path is said once, within the trigger budget.
+    const reported = new Set<string>();
+    deps.inbox.reportLeftTo?.((path, reason) => {
+      if (reported.has(path)) return;
+      if (reported.size >= MAX_LEFT_REMEMBERED) reported.clear();
+      reported.add(path);
+      this.queue.triggerLog.warn("cannot remove an entry the bot made; it is left where it is", {
+        path,
+        reason,
+      });
+    });
   }
 
   private get log() {
