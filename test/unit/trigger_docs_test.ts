@@ -40,6 +40,10 @@ const file = (text: string): ClaimedContent => ({
 /** Each row (by the start of its input text) and an input that fits it. */
 const CASES: [string, ClaimedContent][] = [
   ["a symlink", { kind: "symlink" } as ClaimedContent],
+  [
+    "a regular file that cannot be opened",
+    { kind: "other", bytes: null, unreadable: "open '/proc/self/fd/21': EAGAIN" },
+  ],
   ["more than 4096 bytes", file("x".repeat(5000))],
   ["not valid UTF-8", { kind: "file", bytes: new Uint8Array([0xff, 0xfe, 0x41]) }],
   ["empty or only whitespace", file("  \n ")],
