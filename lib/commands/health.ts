@@ -20,7 +20,11 @@ A stopped, failed or hung watcher is restarted through systemctl and the result 
 Reports the bot container's state; it never restarts the bot.
 Every run is logged to <logDir>/health-check.log. Cron runs it every 5 minutes.`,
   options: {
-    "no-fix": { type: "boolean", help: "only report, change nothing" },
+    "no-fix": {
+      type: "boolean",
+      help: "only report, change nothing: no restart, no metrics, no ping or notification\n" +
+        "(the check is still logged to health-check.log)",
+    },
     json: { type: "boolean", help: "print the report as JSON" },
     quiet: {
       type: "boolean",
@@ -38,7 +42,7 @@ Every run is logged to <logDir>/health-check.log. Cron runs it every 5 minutes.`
     const host = ctx.host(config());
     // stdout carries the result (and cron's mail); the log file gets every run.
     await setupLogging({ logDir: host.config.logDir, files: ["health"], stderrLevel: "fatal" });
-    const metrics = host.metrics(loggerFor("health"));
+    const fix = !values["no-fix"];
     try {
       const report = await checkHealth(
         {
@@ -50,11 +54,17 @@ Every run is logged to <logDir>/health-check.log. Cron runs it every 5 minutes.`
           unfinished: { journal: host.journal(), lock: host.updateLock() },
         },
         host.config,
-        { fix: !values["no-fix"] },
+        { fix },
       );
-      metrics.record({ kind: "health", at: report.checkedAt, repaired: report.repair.attempted });
-      await metrics.flush();
-      await notifyHealth(host.notifier(loggerFor("health")), report);
+      // --no-fix changes nothing: its check is logged (health-check.log), but it is not cron's
+      // run: no metrics (a manual check must not hide a cron entry that stopped running), no
+      // ping of the dead-man's switch and no delivery of queued notifications.
+      if (fix) {
+        const metrics = host.metrics(loggerFor("health"));
+        metrics.record({ kind: "health", at: report.checkedAt, repaired: report.repair.attempted });
+        await metrics.flush();
+        await notifyHealth(host.notifier(loggerFor("health")), report);
+      }
       if (values.json) ctx.stdout(printableJson(report, 2));
       else if (!values.quiet || !report.ok || report.repair.attempted) {
         ctx.stdout(renderHealth(printableFields(report)));

@@ -1,0 +1,41 @@
+/**
+ * `hyperbot-ops health --no-fix` as the operator runs it: it changes nothing. Its check is
+ * logged to health-check.log, but it writes no metrics (a manual check must not look like
+ * cron's run).
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runCli } from "../support/cli.ts";
+
+Deno.test("health --no-fix logs its check but writes no metrics", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hyperbot-health-cli-" });
+  try {
+    const dataDir = join(dir, "data");
+    const logDir = join(dir, "logs");
+    const stateDir = join(dir, "state");
+    for (const d of [dataDir, logDir, stateDir]) await Deno.mkdir(d);
+    const configFile = join(dir, "config.json");
+    await Deno.writeTextFile(configFile, "{}");
+    const out = await runCli([
+      "health",
+      "--no-fix",
+      "--config",
+      configFile,
+      "--data-dir",
+      dataDir,
+      "--log-dir",
+      logDir,
+      "--state-dir",
+      stateDir,
+      "--docker-host",
+      `unix://${join(dir, "no-docker.sock")}`,
+    ]);
+    assert.equal(out.code, 1, out.stderr);
+    assert.ok((await Deno.readTextFile(join(logDir, "health-check.log"))).length > 0, "logged");
+    const exists = await Deno.stat(join(stateDir, "metrics.json")).then(() => true, () => false);
+    assert.equal(exists, false, "no metrics.json");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
