@@ -23,6 +23,7 @@ import {
   realPath,
   stderrIsTerminal,
   stdoutIsTerminal,
+  workingDir,
   writeStderr,
 } from "./lib/adapters/process.ts";
 import { updateCommand } from "./lib/commands/update.ts";
@@ -84,6 +85,7 @@ export function realContext(): CliContext {
     selfCommand: selfCommand(),
     readTextFile: readTextFileOrNull,
     realPath,
+    cwd: workingDir,
     host: (config) => new Host(config, env, VERSION),
   };
 }

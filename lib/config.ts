@@ -3,7 +3,7 @@
  * defaults that match today's servers. The keys are a contract documented in the README.
  */
 
-import { dirname, join } from "node:path";
+import { dirname, isAbsolute, join } from "node:path";
 import { ConfigError } from "./errors.ts";
 import { parseImageRef } from "./image_ref.ts";
 import { COMPOSE_MODES, type ComposeMode } from "./compose/pin.ts";
@@ -191,6 +191,8 @@ export interface LoadConfigOptions {
    * passes the host's; without one no link is followed.
    */
   realPath?: (path: string) => string;
+  /** The working folder: a relative config file that is not found is named by its absolute path. */
+  cwd?: string;
 }
 
 /** Builds the configuration. Throws ConfigError naming the file and the key on bad input. */
@@ -208,8 +210,9 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     throw new ConfigError("cannot read config file", { object: file, cause: err });
   }
   if (text === null && explicitFile !== undefined) {
+    const tried = options.cwd && !isAbsolute(file) ? join(options.cwd, file) : file;
     throw new ConfigError("config file not found", {
-      object: file,
+      object: tried,
       hint:
         "check --config or HYPERBOT_OPS_CONFIG; without either, a missing default file means defaults",
     });

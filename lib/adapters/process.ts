@@ -41,6 +41,11 @@ export function readTextFileOrNull(path: string): string | null {
   }
 }
 
+/** The process's working folder (a relative path is relative to it). */
+export function workingDir(): string {
+  return Deno.cwd();
+}
+
 /** The real path of an existing path, links resolved; throws when it does not exist. */
 export function realPath(path: string): string {
   return Deno.realPathSync(path);

@@ -60,6 +60,8 @@ export interface CliContext {
   readTextFile: (path: string) => string | null;
   /** The real path of an existing path, links resolved; throws when it does not exist. */
   realPath: (path: string) => string;
+  /** The working folder, for naming the absolute path a relative one means (absent: not named). */
+  cwd?: () => string;
   /** The real adapters (Docker engine, systemctl, cron, files) for this configuration. */
   host: (config: Config) => Host;
 }
@@ -204,6 +206,7 @@ export function defineCommand(spec: CommandSpec): Command {
             env: ctx.env,
             readTextFile: ctx.readTextFile,
             realPath: ctx.realPath,
+            cwd: ctx.cwd?.(),
           }),
       }, ctx);
     },

@@ -37,3 +37,17 @@ Deno.test("status and update refuse a logDir inside dataDir (through a link) wit
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a relative --config that is not found is named by the absolute path tried", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "hbt-config-cli-" }));
+  try {
+    const r = await runCli(["status", "--config", "./x.json"], { cwd: dir });
+    assert.equal(r.code, 3, r.stderr);
+    assert.ok(
+      r.stderr.includes(`error: config file not found, '${join(dir, "x.json")}'`),
+      r.stderr,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
