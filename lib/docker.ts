@@ -207,4 +207,6 @@ export interface DockerEngine extends Containers, Images {
 export interface CredentialStore {
   /** Returns null when there are no credentials for that registry host. */
   lookup(registryHost: string): Promise<RegistryAuth | null>;
+  /** The Docker config file it reads (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`). */
+  readonly configFile?: string;
 }

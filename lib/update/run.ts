@@ -400,7 +400,19 @@ class UpdateRun {
     const ref = parseImageRef(target);
     const auth = await this.deps.credentials.lookup(ref.domain);
     this.log.info("pulling image", { registry: ref.domain, auth: auth ? "docker login" : "none" });
-    await this.deps.docker.pullImage(target, { auth, onProgress: this.deps.onPullProgress });
+    try {
+      await this.deps.docker.pullImage(target, { auth, onProgress: this.deps.onPullProgress });
+    } catch (err) {
+      if (!(err instanceof DockerError) || !AUTH_REFUSED.test(err.message)) throw err;
+      // The report's error is all the operator sees of it: say which file was read and what to do.
+      const file = this.deps.credentials.configFile ?? "the Docker config file";
+      throw new UpdateFailedError(
+        `${err.message} (credentials for ${ref.domain}: ${auth ? "found" : "none"} in ${file}; ` +
+          `log in as root with 'docker login ${ref.domain}', or set DOCKER_CONFIG to the folder ` +
+          `whose config.json holds them)`,
+        { cause: err },
+      );
+    }
   }
 
   /** The new image's ID, or null when nothing would change. */
@@ -680,6 +692,9 @@ function parseRunningImage(imageRef: string): ImageRef {
     });
   }
 }
+
+/** A registry's refusal for want of (valid) credentials, as the daemon words it. */
+const AUTH_REFUSED = /unauthorized|authentication required|no basic auth|denied/i;
 
 /** A connection-level Docker failure (no HTTP answer at all). */
 export function isUnreachable(err: unknown): boolean {

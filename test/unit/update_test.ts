@@ -339,6 +339,21 @@ for (const failure of ["not_found", "unreachable", "disk_full", "unauthorized"] 
   });
 }
 
+Deno.test("a pull refused for want of credentials names the config file read and 'docker login'", async () => {
+  const w = await world({ failPull: "unauthorized" });
+  const deps: UpdateDeps = {
+    ...w.deps,
+    credentials: { lookup: () => Promise.resolve(null), configFile: "/root/.docker/config.json" },
+  };
+  const report = await runUpdate(deps, config(), { image: V2, source: "cli" });
+  assert.equal(report.outcome, "failed");
+  assert.match(report.error ?? "", /no basic auth credentials/);
+  assert.match(report.error ?? "", /none in \/root\/\.docker\/config\.json/);
+  assert.match(report.error ?? "", /'docker login registry\.example\.com:5000'/);
+  assert.match(report.error ?? "", /DOCKER_CONFIG/);
+  assert.equal((await botOf(w)).id, w.oldId);
+});
+
 Deno.test("update rejects a malformed reference before touching anything", async () => {
   const w = await world();
   for (
