@@ -317,9 +317,17 @@ for (
       await assertDataKept(bot);
       assert.equal(await exists(`${bot.name}-updating`), false);
       assert.equal(await exists(`${bot.name}-previous`), false);
-      assert.equal((await statusFile(bot)).state, "rolled_back");
+      const status = await statusFile(bot);
+      assert.equal(status.state, "rolled_back");
+      const verify = status.steps.find((s: { name: string }) => s.name === "verify");
+      assert.equal(verify?.ok, false, "a failed verification is a failed verify step");
+      assert.equal(verify?.detail, status.error);
+      assert.match(r.stdout, /verify\(failed\) → rollback/);
       const log = await Deno.readTextFile(join(bot.base, "logs", "update.log"));
       assert.match(log, /output of the new container/);
+      // The code it died with, as the rollback's reason says, not the one after a stop/restart.
+      const died = /exit(?:ed with)? code (\d+)/.exec(status.error ?? "")?.[1];
+      if (died) assert.match(log, new RegExp(`output of the new container.*exitCode=${died}\\b`));
     } finally {
       await removeBot(bot);
     }
