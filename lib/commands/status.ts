@@ -12,6 +12,23 @@ import { resolve } from "node:path";
 import { DEFAULT_CONFIG_FILE } from "../config.ts";
 import { composeStatus } from "../compose/pin.ts";
 
+/** The keys of `status --json`, in their order (documented in docs/operations.md). */
+const JSON_KEYS = [
+  "ok",
+  "checkedAt",
+  "service",
+  "cron",
+  "container",
+  "compose",
+  "watcher",
+  "access",
+  "lastUpdate",
+  "lastRejection",
+  "unfinished",
+  "notify",
+  "logs",
+] as const;
+
 export const statusCommand = defineCommand({
   name: "status",
   summary: "show the monitor, the bot container, the last update and recent logs",
@@ -65,41 +82,8 @@ No colour when stdout is not a terminal or NO_COLOR is set (the ✅/❌ marks st
         { logLines: lines },
       );
       if (values.json) {
-        const {
-          ok,
-          checkedAt,
-          service,
-          cron,
-          container,
-          compose,
-          watcher,
-          access,
-          lastUpdate,
-          lastRejection,
-          unfinished,
-          notify,
-          logs,
-        } = report;
-        ctx.stdout(
-          printableJson(
-            {
-              ok,
-              checkedAt,
-              service,
-              cron,
-              container,
-              compose,
-              watcher,
-              access,
-              lastUpdate,
-              lastRejection,
-              unfinished,
-              notify,
-              logs,
-            },
-            2,
-          ),
-        );
+        const shown = Object.fromEntries(JSON_KEYS.map((key) => [key, report[key]]));
+        ctx.stdout(printableJson(shown, 2));
       } else {
         ctx.stdout(renderStatus(report, { color: ctx.color }));
       }
