@@ -56,6 +56,25 @@ export async function ensureDir(path: string, mode = 0o750): Promise<void> {
   await Deno.mkdir(path, { recursive: true, mode });
 }
 
+/**
+ * Runs `fn` while holding an exclusive flock on `lockPath` (created with `mode` if missing), so
+ * processes that read-modify-write the same state file take turns. The kernel drops the lock
+ * when a process dies; closing the handle releases it here.
+ */
+export async function withFileLock<T>(
+  lockPath: string,
+  mode: number,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const lock = await Deno.open(lockPath, { read: true, write: true, create: true, mode });
+  try {
+    await lock.lock(true);
+    return await fn();
+  } finally {
+    lock.close();
+  }
+}
+
 /** The update lock: an flock on `<stateDir>/update.lock`, released by the kernel when the process dies. */
 export class FlockUpdateLock implements UpdateLock {
   /**

@@ -5,7 +5,7 @@
  */
 
 import { dirname, join } from "node:path";
-import { ensureDir, readJsonOrNull, writeFileAtomic } from "./files.ts";
+import { ensureDir, readJsonOrNull, withFileLock, writeFileAtomic } from "./files.ts";
 import { type Counters, parseCounters } from "../metrics/counters.ts";
 import type { CounterStore, MetricsFile } from "../metrics/recorder.ts";
 
@@ -21,23 +21,14 @@ export class FileCounterStore implements CounterStore {
 
   async update(fn: (counters: Counters) => Promise<Counters>): Promise<void> {
     await ensureDir(this.stateDir);
-    const lock = await Deno.open(join(this.stateDir, METRICS_LOCK_FILE), {
-      read: true,
-      write: true,
-      create: true,
-      mode: 0o640,
-    });
-    try {
-      // Held for a read, a render and two small writes: the wait is short.
-      await lock.lock(true);
+    // Held for a read, a render and two small writes: the wait is short.
+    await withFileLock(join(this.stateDir, METRICS_LOCK_FILE), 0o640, async () => {
       const before = await this.read();
       const after = await fn(before);
       if (JSON.stringify(after) !== JSON.stringify(before)) {
         await writeFileAtomic(this.path, JSON.stringify(after) + "\n", { mode: 0o640 });
       }
-    } finally {
-      lock.close(); // closing the last handle releases the flock
-    }
+    });
   }
 
   async read(): Promise<Counters> {

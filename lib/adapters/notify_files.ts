@@ -10,7 +10,7 @@
  */
 
 import { join } from "node:path";
-import { ensureDir, readJsonOrNull, writeFileAtomic } from "./files.ts";
+import { ensureDir, readJsonOrNull, withFileLock, writeFileAtomic } from "./files.ts";
 import {
   emptyNotifyState,
   type NotifyState,
@@ -139,23 +139,13 @@ export class FileNotifyStateStore implements NotifyStateStore {
 
   async update(change: (state: NotifyState) => void): Promise<void> {
     await ensureDir(this.dir, 0o700);
-    const lock = await Deno.open(join(this.dir, STATE_LOCK), {
-      read: true,
-      write: true,
-      create: true,
-      mode: 0o600,
-    });
-    try {
-      await lock.lock(true);
+    await withFileLock(join(this.dir, STATE_LOCK), 0o600, async () => {
       const state = await this.read();
       change(state);
       await writeFileAtomic(join(this.dir, STATE_FILE), JSON.stringify(state, null, 2) + "\n", {
         mode: 0o600,
       });
-    } finally {
-      await lock.unlock().catch(() => {});
-      lock.close();
-    }
+    });
   }
 }
 
