@@ -9,8 +9,9 @@
  *   deno task mutation --root DIR           measure another checkout (e.g. an older commit)
  *   deno task mutation --out FILE           write the report elsewhere
  *   deno task mutation --only FILE          mutate only this file of the chosen groups (repeat)
+ *   deno task mutation --concurrency N      run N mutants at once (default 1)
  *
- * Stryker runs with concurrency 1 (the machine is shared) and its command runner: each mutant
+ * Stryker runs with concurrency 1 by default (the machine is shared) and its command runner: each mutant
  * is one `deno test` process with __STRYKER_ACTIVE_MUTANT__ set. Stryker is installed from
  * mutation/package-lock.json into mutation/node_modules on first use (npm ci).
  */
@@ -40,6 +41,7 @@ const GROUPS: Group[] = [
       "test/unit/update_promises_test.ts",
       "test/unit/verify_test.ts",
       "test/unit/recreate_test.ts",
+      "test/unit/update_records_test.ts",
     ],
   },
   {
@@ -50,7 +52,14 @@ const GROUPS: Group[] = [
       "lib/adapters/trigger_inbox.ts",
       "lib/adapters/data_dir.ts",
     ],
-    tests: ["test/unit/trigger_test.ts", "test/unit/files_test.ts"],
+    tests: [
+      "test/unit/trigger_test.ts",
+      "test/unit/trigger_docs_test.ts",
+      "test/unit/trigger_lease_test.ts",
+      "test/unit/files_test.ts",
+      "test/unit/data_dir_test.ts",
+      "test/unit/removal_walk_test.ts",
+    ],
   },
   {
     name: "image_ref",
@@ -82,11 +91,21 @@ const { values } = parseArgs({
     root: { type: "string" },
     out: { type: "string" },
     only: { type: "string", multiple: true },
+    concurrency: { type: "string" },
   },
 });
 const root = resolve(values.root ?? join(here, ".."));
 const out = resolve(values.out ?? join(here, "REPORT.md"));
-const chosen = values.group?.length ? GROUPS.filter((g) => values.group!.includes(g.name)) : GROUPS;
+const chosen = values.group?.length
+  ? GROUPS.filter((g) => values.group!.includes(g.name))
+  : GROUPS;
+const concurrency = Number(values.concurrency ?? "1");
+if (!Number.isInteger(concurrency) || concurrency < 1) {
+  console.error(
+    `--concurrency wants a whole number of at least 1, not '${values.concurrency}'`,
+  );
+  Deno.exit(2);
+}
 if (chosen.length === 0) {
   console.error(
     `unknown group; groups: ${GROUPS.map((g) => g.name).join(", ")}`,
@@ -114,7 +133,9 @@ if (!existsSync(stryker)) {
 const workDir = await Deno.makeTempDir({ prefix: "hyperbot-mutation-" });
 const results: { group: Group; report: StrykerReport; seconds: number }[] = [];
 for (const group of chosen) {
-  const mutate = group.mutate.flatMap((f) => f.endsWith("/") ? tsFilesIn(f) : [f])
+  const mutate = group.mutate.flatMap((f) =>
+    f.endsWith("/") ? tsFilesIn(f) : [f]
+  )
     .filter((f) => existsSync(join(root, f)))
     .filter((f) => !values.only?.length || values.only.includes(f));
   const tests = group.tests.filter((f) => existsSync(join(root, f)));
@@ -141,7 +162,7 @@ for (const group of chosen) {
       "/docs",
       "/install",
     ],
-    concurrency: 1,
+    concurrency,
     reporters: ["json", "progress"],
     jsonReporter: { fileName: reportFile },
     tempDirName: ".stryker-tmp",
@@ -152,7 +173,9 @@ for (const group of chosen) {
   const configFile = join(workDir, `${group.name}.config.json`);
   await Deno.writeTextFile(configFile, JSON.stringify(config, null, 2));
   console.error(
-    `group ${group.name}: mutating ${mutate.join(", ")} against ${tests.join(", ")}`,
+    `group ${group.name}: mutating ${mutate.join(", ")} against ${
+      tests.join(", ")
+    }`,
   );
   const started = Date.now();
   const run = await new Deno.Command("node", {
@@ -181,15 +204,20 @@ console.error(`wrote ${relative(Deno.cwd(), out) || out}`);
 function tsFilesIn(dir: string): string[] {
   if (!existsSync(join(root, dir))) return [];
   return [...Deno.readDirSync(join(root, dir))]
-    .filter((e) => e.isFile && e.name.endsWith(".ts") && !e.name.endsWith("_test.ts"))
+    .filter((e) =>
+      e.isFile && e.name.endsWith(".ts") && !e.name.endsWith("_test.ts")
+    )
     .map((e) => `${dir}${e.name}`)
     .sort();
 }
 
 function counts(mutants: Mutant[]) {
-  const detected = mutants.filter((m) => m.status === "Killed" || m.status === "Timeout")
-    .length;
-  const survived = mutants.filter((m) => m.status === "Survived" || m.status === "NoCoverage");
+  const detected =
+    mutants.filter((m) => m.status === "Killed" || m.status === "Timeout")
+      .length;
+  const survived = mutants.filter((m) =>
+    m.status === "Survived" || m.status === "NoCoverage"
+  );
   const valid = detected + survived.length;
   const score = valid ? (100 * detected) / valid : 100;
   return { detected, survived, valid, score, invalid: mutants.length - valid };
@@ -207,12 +235,16 @@ function render(runs: typeof results): string {
       detected += c.detected;
       valid += c.valid;
       table.push(
-        `| ${group.name} | \`${file}\` | ${c.score.toFixed(1)} % | ${c.detected} | ` +
+        `| ${group.name} | \`${file}\` | ${
+          c.score.toFixed(1)
+        } % | ${c.detected} | ` +
           `${c.survived.length} | ${c.invalid} | ${seconds} s |`,
       );
       const text = source.split("\n");
       for (
-        const m of c.survived.sort((a, b) => a.location.start.line - b.location.start.line)
+        const m of c.survived.sort((a, b) =>
+          a.location.start.line - b.location.start.line
+        )
       ) {
         const line = m.location.start.line;
         const original = text[line - 1]?.trim() ?? "";
@@ -238,7 +270,9 @@ function render(runs: typeof results): string {
     "",
     `Checkout: \`${root}\``,
     "",
-    `**Total: ${score.toFixed(1)} %** (${detected} of ${valid} mutants detected)`,
+    `**Total: ${
+      score.toFixed(1)
+    } %** (${detected} of ${valid} mutants detected)`,
     "",
     "| group | file | score | detected | survived | not counted | group time |",
     "| ----- | ---- | ----- | -------- | -------- | ----------- | ---------- |",

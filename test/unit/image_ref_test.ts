@@ -7,6 +7,18 @@ import {
   parseImageRef,
   repositoryOf,
 } from "../../lib/image_ref.ts";
+import { printable } from "../../lib/printable.ts";
+
+/** The RejectedError `fn` throws (the test fails when it returns or throws anything else). */
+function rejection(fn: () => unknown, label: string): RejectedError {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof RejectedError, `${label}: ${e}`);
+    return e;
+  }
+  throw new assert.AssertionError({ message: `${label}: not rejected` });
+}
 
 Deno.test("image references parse with registry host, port, path, tag and digest", () => {
   const digest = "sha256:" + "a".repeat(64);
@@ -41,34 +53,76 @@ Deno.test("image references parse with registry host, port, path, tag and digest
 });
 
 Deno.test("malformed image references are rejected with the reason", () => {
-  const bad = [
-    "",
-    " app",
-    "app ",
-    "app\n",
-    "app:1\nother:2",
-    "App",
-    "org/App:1",
-    "app:",
-    "app:-1",
-    "app:" + "x".repeat(129),
-    "app@sha256:abc",
-    "app@md5",
-    "/app",
-    "app/",
-    "a//b",
-    "reg.example.com:port/app",
-    "-reg.example.com/app",
-    "app:1;rm -rf /",
-    "$(reboot)",
-    "`id`",
-    "app:1|sh",
-    "a".repeat(300),
-    "app\u0000",
+  const WS = "it contains whitespace or control characters";
+  const TAG = "the tag may only hold letters, digits, '_', '.' and '-'";
+  const DIGEST = "the digest is not algorithm:hex";
+  const PATH = "the repository path must be lower-case letters, digits and separators";
+  const HOST = "the registry host is not a valid host[:port]";
+  const bad: [string, string][] = [
+    ["", "it is empty"],
+    [" app", WS],
+    ["app ", WS],
+    ["app\n", WS],
+    ["app\t:1", WS],
+    ["app:1\nother:2", WS],
+    ["app\u0000", WS],
+    ["app\u007f", WS],
+    ["App", PATH],
+    ["org/App:1", PATH],
+    ["app:", TAG],
+    ["app:-1", TAG],
+    ["app:" + "x".repeat(129), TAG],
+    ["app@sha256:abc", DIGEST],
+    ["app@md5", DIGEST],
+    ["@sha256:" + "a".repeat(64), "the repository name is missing"],
+    [":1", "the repository name is missing"],
+    ["/app", PATH],
+    ["app/", PATH],
+    ["a//b", PATH],
+    ["reg.example.com:port/app", HOST],
+    ["-reg.example.com/app", HOST],
+    ["app:1;rm -rf /", WS],
+    ["$(reboot)", PATH],
+    ["`id`", PATH],
+    ["app:1|sh", TAG],
+    ["a".repeat(256), "the repository name is too long"],
+    ["a".repeat(513), "it is longer than 512 characters"],
   ];
-  for (const text of bad) {
-    assert.throws(() => parseImageRef(text), RejectedError, JSON.stringify(text));
+  for (const [text, why] of bad) {
+    const label = JSON.stringify(text);
+    const e = rejection(() => parseImageRef(text), label);
+    assert.equal(e.message, `invalid image reference: ${why}`, label);
+    assert.equal(e.hint, "write a reference such as registry.example.com/org/app:1.2.3", label);
+    assert.equal(e.object, printable(text), label);
   }
+});
+
+Deno.test("references at the length limits parse; one character more is refused", () => {
+  // 512 characters in all: a 255-character name and a 128-character tag are both at their limit.
+  const name = "reg.example.com/" + "a".repeat(255 - "reg.example.com/".length);
+  assert.equal(parseImageRef(name).path, "a".repeat(239));
+  assert.equal(parseImageRef(`${name}:${"t".repeat(128)}`).tag, "t".repeat(128));
+  const long = `${name}:${"t".repeat(128)}@sha256:${"a".repeat(512 - 255 - 129 - 8)}`;
+  assert.equal(long.length, 512);
+  assert.equal(parseImageRef(long).domain, "reg.example.com");
+  assert.throws(() => parseImageRef(`${long}a`), /longer than 512/);
+});
+
+Deno.test("the first component is a registry host exactly as Docker decides", () => {
+  // Upper case makes it a host (Docker's rule), a dot inside a single component does not.
+  assert.deepEqual({ ...parseImageRef("Example/app:1") }, {
+    domain: "Example",
+    path: "app",
+    tag: "1",
+    digest: undefined,
+  });
+  assert.deepEqual({ ...parseImageRef("a.b") }, {
+    domain: "docker.io",
+    path: "library/a.b",
+    tag: undefined,
+    digest: undefined,
+  });
+  assert.equal(parseImageRef("localhost").path, "library/localhost");
 });
 
 Deno.test("a reference without tag or digest is pulled as latest", () => {
@@ -77,6 +131,13 @@ Deno.test("a reference without tag or digest is pulled as latest", () => {
     "reg.example.com/org/app:latest",
   );
   assert.equal(formatImageRef(parseImageRef("docker.io/library/app:1")), "app:1");
+  assert.equal(formatImageRef(parseImageRef("docker.io/org/app:1")), "org/app:1");
+  const digest = "sha256:" + "b".repeat(64);
+  assert.equal(formatImageRef(parseImageRef(`app@${digest}`)), `app@${digest}`);
+  assert.equal(
+    formatImageRef(parseImageRef(`reg.example.com/app:2@${digest}`)),
+    `reg.example.com/app:2@${digest}`,
+  );
 });
 
 Deno.test("allowedImages matches repositories in any spelling", () => {
@@ -91,4 +152,18 @@ Deno.test("allowedImages matches repositories in any spelling", () => {
     RejectedError,
   );
   assert.equal(checkImageRef("reg.example.com/org/app:1", ["reg.example.com/org/app"]).tag, "1");
+  // Any one entry allows; an entry that is not a reference allows nothing.
+  assert.ok(isAllowed(ref, ["other", "app"]));
+  assert.ok(!isAllowed(ref, ["Not A Ref"]));
+  assert.ok(isAllowed(ref, ["Not A Ref", "app"]));
+});
+
+Deno.test("a repository outside allowedImages is refused naming it and the list", () => {
+  const refused = (allowed: string[]) =>
+    rejection(() => checkImageRef("evil.example.com/org/app:1", allowed), "allowed");
+  const e = refused(["reg.example.com/org/app", "app"]);
+  assert.equal(e.message, "repository is not in allowedImages");
+  assert.equal(e.object, "evil.example.com/org/app");
+  assert.equal(e.hint, "allowed: reg.example.com/org/app, app");
+  assert.equal(refused([]).hint, "allowed: (none)");
 });
