@@ -10,6 +10,13 @@
  *   deno task mutation --out FILE           write the report elsewhere
  *   deno task mutation --only FILE          mutate only this file of the chosen groups (repeat)
  *   deno task mutation --concurrency N      run N mutants at once (default 1)
+ *   deno task mutation --since OLD.md       run again only the mutants OLD.md's run left alive
+ *
+ * Each run keeps Stryker's JSON next to the report (REPORT.<group>.json). With --since, a file
+ * whose source is unchanged since that run has only its surviving mutants run again, and the
+ * score is taken over the old run's mutants with the new verdicts merged in: a mutant killed
+ * before stays killed when tests were only added (a weakened test is a change this cannot see:
+ * run without --since to be sure). A file that changed is mutated in full.
  *
  * Stryker runs with concurrency 1 by default (the machine is shared) and its command runner: each mutant
  * is one `deno test` process with __STRYKER_ACTIVE_MUTANT__ set. Stryker is installed from
@@ -28,7 +35,10 @@ interface Group {
    * folder. Missing ones are skipped (code moves).
    */
   mutate: string[];
-  /** Test files that exercise them; missing ones are skipped. */
+  /**
+   * Test files that exercise them, fastest first: they run in this order with --fail-fast, so a
+   * mutant the quick tests kill never waits for the slow ones. Missing ones are skipped.
+   */
   tests: string[];
 }
 
@@ -56,9 +66,9 @@ const GROUPS: Group[] = [
       "test/unit/trigger_test.ts",
       "test/unit/trigger_docs_test.ts",
       "test/unit/trigger_lease_test.ts",
+      "test/unit/removal_walk_test.ts",
       "test/unit/files_test.ts",
       "test/unit/data_dir_test.ts",
-      "test/unit/removal_walk_test.ts",
     ],
   },
   {
@@ -92,13 +102,12 @@ const { values } = parseArgs({
     out: { type: "string" },
     only: { type: "string", multiple: true },
     concurrency: { type: "string" },
+    since: { type: "string" },
   },
 });
 const root = resolve(values.root ?? join(here, ".."));
 const out = resolve(values.out ?? join(here, "REPORT.md"));
-const chosen = values.group?.length
-  ? GROUPS.filter((g) => values.group!.includes(g.name))
-  : GROUPS;
+const chosen = values.group?.length ? GROUPS.filter((g) => values.group!.includes(g.name)) : GROUPS;
 const concurrency = Number(values.concurrency ?? "1");
 if (!Number.isInteger(concurrency) || concurrency < 1) {
   console.error(
@@ -133,9 +142,7 @@ if (!existsSync(stryker)) {
 const workDir = await Deno.makeTempDir({ prefix: "hyperbot-mutation-" });
 const results: { group: Group; report: StrykerReport; seconds: number }[] = [];
 for (const group of chosen) {
-  const mutate = group.mutate.flatMap((f) =>
-    f.endsWith("/") ? tsFilesIn(f) : [f]
-  )
+  const mutate = group.mutate.flatMap((f) => f.endsWith("/") ? tsFilesIn(f) : [f])
     .filter((f) => existsSync(join(root, f)))
     .filter((f) => !values.only?.length || values.only.includes(f));
   const tests = group.tests.filter((f) => existsSync(join(root, f)));
@@ -146,20 +153,39 @@ for (const group of chosen) {
     continue;
   }
   const reportFile = join(workDir, `${group.name}.json`);
+  const previous = values.since ? readPrevious(values.since, group) : undefined;
+  const patterns = mutate.flatMap((file) => {
+    const old = previous?.files[file];
+    if (!old || old.source !== Deno.readTextFileSync(join(root, file))) {
+      return [file];
+    }
+    // Unchanged: only the survivors' exact ranges (none left: nothing to run for this file).
+    return old.mutants.filter((m) => m.status === "Survived" || m.status === "NoCoverage")
+      .map((m) =>
+        `${file}:${m.location.start.line}:${m.location.start.column}-` +
+        `${m.location.end.line}:${m.location.end.column}`
+      );
+  });
+  if (patterns.length === 0) {
+    console.error(
+      `group ${group.name}: no survivors left in ${values.since}; nothing to run`,
+    );
+    results.push({ group, report: previous!, seconds: 0 });
+    continue;
+  }
   const config = {
     testRunner: "command",
     commandRunner: {
-      command: `deno test --allow-all --no-check ${tests.join(" ")}`,
+      command: `deno test --allow-all --no-check --fail-fast ${tests.join(" ")}`,
     },
-    mutate,
-    // Copied into the sandbox: the code and the tests, nothing bulky.
+    mutate: patterns,
+    // Copied into the sandbox: the code, the tests and the docs some tests read; nothing bulky.
     ignorePatterns: [
       "/mutation",
       "/dist",
       "/.ci-work",
       "/bench",
       "/demo",
-      "/docs",
       "/install",
     ],
     concurrency,
@@ -173,9 +199,7 @@ for (const group of chosen) {
   const configFile = join(workDir, `${group.name}.config.json`);
   await Deno.writeTextFile(configFile, JSON.stringify(config, null, 2));
   console.error(
-    `group ${group.name}: mutating ${mutate.join(", ")} against ${
-      tests.join(", ")
-    }`,
+    `group ${group.name}: mutating ${mutate.join(", ")} against ${tests.join(", ")}`,
   );
   const started = Date.now();
   const run = await new Deno.Command("node", {
@@ -187,9 +211,11 @@ for (const group of chosen) {
     console.error(`group ${group.name}: stryker failed (exit ${run.code})`);
     Deno.exit(1);
   }
-  const report = JSON.parse(
+  const fresh = JSON.parse(
     await Deno.readTextFile(reportFile),
   ) as StrykerReport;
+  const report = previous ? merge(previous, fresh, mutate) : fresh;
+  await Deno.writeTextFile(jsonFor(out, group), JSON.stringify(report));
   results.push({
     group,
     report,
@@ -201,23 +227,62 @@ await Deno.remove(workDir, { recursive: true });
 await Deno.writeTextFile(out, render(results));
 console.error(`wrote ${relative(Deno.cwd(), out) || out}`);
 
+/** Where a report's Stryker JSON for one group is kept: REPORT.md → REPORT.update.json. */
+function jsonFor(report: string, group: Group): string {
+  return report.replace(/\.md$/, "") + `.${group.name}.json`;
+}
+
+function readPrevious(report: string, group: Group): StrykerReport | undefined {
+  const file = jsonFor(resolve(report), group);
+  if (!existsSync(file)) {
+    console.error(`--since: no ${file}; group ${group.name} runs in full`);
+    return undefined;
+  }
+  return JSON.parse(Deno.readTextFileSync(file)) as StrykerReport;
+}
+
+/**
+ * The old run's mutants with the new run's verdicts: a file mutated in full takes the new
+ * mutants as they are; an unchanged file keeps its old mutants, each survivor replaced by the
+ * mutant at the same place with the same mutator and replacement from the new run.
+ */
+function merge(
+  old: StrykerReport,
+  fresh: StrykerReport,
+  files: string[],
+): StrykerReport {
+  const key = (m: Mutant) =>
+    `${m.location.start.line}:${m.location.start.column}:${m.location.end.line}:` +
+    `${m.location.end.column}:${m.mutatorName}:${m.replacement}`;
+  const merged: StrykerReport = { files: {} };
+  for (const file of files) {
+    const before = old.files[file];
+    const now = fresh.files[file];
+    if (!before || (now && now.source !== before.source)) {
+      if (now) merged.files[file] = now;
+      continue;
+    }
+    const verdicts = new Map((now?.mutants ?? []).map((m) => [key(m), m]));
+    merged.files[file] = {
+      source: before.source,
+      mutants: before.mutants.map((m) => verdicts.get(key(m)) ?? m),
+    };
+  }
+  return merged;
+}
+
 function tsFilesIn(dir: string): string[] {
   if (!existsSync(join(root, dir))) return [];
   return [...Deno.readDirSync(join(root, dir))]
-    .filter((e) =>
-      e.isFile && e.name.endsWith(".ts") && !e.name.endsWith("_test.ts")
-    )
+    .filter((e) => e.isFile && e.name.endsWith(".ts") && !e.name.endsWith("_test.ts"))
     .map((e) => `${dir}${e.name}`)
     .sort();
 }
 
 function counts(mutants: Mutant[]) {
-  const detected =
-    mutants.filter((m) => m.status === "Killed" || m.status === "Timeout")
-      .length;
-  const survived = mutants.filter((m) =>
-    m.status === "Survived" || m.status === "NoCoverage"
-  );
+  const detected = mutants.filter((m) => m.status === "Killed" || m.status === "Timeout")
+    .length;
+  const survived = mutants.filter((m) => m.status === "Survived" || m.status === "NoCoverage");
   const valid = detected + survived.length;
   const score = valid ? (100 * detected) / valid : 100;
   return { detected, survived, valid, score, invalid: mutants.length - valid };
@@ -229,35 +294,33 @@ function render(runs: typeof results): string {
   let valid = 0;
   const table: string[] = [];
   const survivors: string[] = [];
+  const timeouts: string[] = [];
   for (const { group, report, seconds } of runs) {
     for (const [file, { source, mutants }] of Object.entries(report.files)) {
       const c = counts(mutants);
       detected += c.detected;
       valid += c.valid;
       table.push(
-        `| ${group.name} | \`${file}\` | ${
-          c.score.toFixed(1)
-        } % | ${c.detected} | ` +
+        `| ${group.name} | \`${file}\` | ${c.score.toFixed(1)} % | ${c.detected} | ` +
           `${c.survived.length} | ${c.invalid} | ${seconds} s |`,
       );
       const text = source.split("\n");
-      for (
-        const m of c.survived.sort((a, b) =>
-          a.location.start.line - b.location.start.line
-        )
-      ) {
+      const describe = (m: Mutant) => {
         const line = m.location.start.line;
-        const original = text[line - 1]?.trim() ?? "";
+        const original = (text[line - 1]?.trim() ?? "").slice(0, 120);
         const replacement = (m.replacement ?? "").replace(/\s+/g, " ").slice(
           0,
           120,
         );
-        survivors.push(
-          `- \`${file}:${line}\` ${m.mutatorName}: \`${
-            original.slice(0, 120)
-          }\` → \`${replacement}\``,
-        );
-      }
+        return `- \`${file}:${line}\` ${m.mutatorName}: \`${original}\` → \`${replacement}\``;
+      };
+      const byLine = (a: Mutant, b: Mutant) => a.location.start.line - b.location.start.line;
+      survivors.push(...c.survived.sort(byLine).map(describe));
+      timeouts.push(
+        ...mutants.filter((m) => m.status === "Timeout").sort(byLine).map(
+          describe,
+        ),
+      );
     }
   }
   const score = valid ? (100 * detected) / valid : 100;
@@ -270,9 +333,7 @@ function render(runs: typeof results): string {
     "",
     `Checkout: \`${root}\``,
     "",
-    `**Total: ${
-      score.toFixed(1)
-    } %** (${detected} of ${valid} mutants detected)`,
+    `**Total: ${score.toFixed(1)} %** (${detected} of ${valid} mutants detected)`,
     "",
     "| group | file | score | detected | survived | not counted | group time |",
     "| ----- | ---- | ----- | -------- | -------- | ----------- | ---------- |",
@@ -281,6 +342,13 @@ function render(runs: typeof results): string {
     `## Surviving mutants (${survivors.length})`,
     "",
     ...survivors,
+    "",
+    `## Timed out, counted as detected (${timeouts.length})`,
+    "",
+    "A mutant that makes the tests hang (a loop that never ends) times out; check that none of",
+    "these is a slow machine instead (run it again on an idle one).",
+    "",
+    ...timeouts,
     "",
   );
   return lines.join("\n");
