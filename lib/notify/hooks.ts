@@ -7,6 +7,7 @@ import type { HealthReport } from "../health.ts";
 import type { JournalStore, StatusStore } from "../state.ts";
 import type { UpdateReport } from "../update/report.ts";
 import { CLI_DELIVERY_WAIT_MS, type Notifier } from "./notifier.ts";
+import type { Notification } from "./events.ts";
 
 /**
  * An update ended: its outcome is notified; when its rollback did not complete (the journal
@@ -21,15 +22,25 @@ export async function notifyUpdateEnded(
   await notifier.updateFinished(report);
   const left = await journal.read().catch(() => null);
   if (left && left.id === report.id && !left.finished && report.outcome === "failed") {
-    await notifier.rollbackUnfinished(report.id, {
-      container: report.container,
-      image: report.image,
-      previousImage: report.previousImage,
-      previousImageId: report.previousImageId,
-      requestId: report.requestId ?? null,
-      error: report.error,
-    });
+    await notifier.rollbackUnfinished(report.id, unfinished(report, report.error));
   }
+}
+
+/** The fields of a rollback_unfinished message, from the update's report or its journal. */
+function unfinished(
+  update: Pick<Notification, "container" | "image" | "previousImage" | "previousImageId"> & {
+    requestId?: string;
+  },
+  error: string | null,
+): Partial<Notification> {
+  return {
+    container: update.container,
+    image: update.image,
+    previousImage: update.previousImage,
+    previousImageId: update.previousImageId,
+    requestId: update.requestId ?? null,
+    error,
+  };
 }
 
 /**
@@ -49,14 +60,8 @@ export function notifyingRecover(
     } catch (err) {
       const left = await journal.read().catch(() => null);
       if (left && !left.finished && left.steps.some((s) => s.name === "stop")) {
-        void notifier.rollbackUnfinished(left.id, {
-          container: left.container,
-          image: left.image,
-          previousImage: left.previousImage,
-          previousImageId: left.previousImageId,
-          requestId: left.requestId ?? null,
-          error: notifier.scrub(err instanceof Error ? err.message : String(err)),
-        });
+        const error = notifier.scrub(err instanceof Error ? err.message : String(err));
+        void notifier.rollbackUnfinished(left.id, unfinished(left, error));
       }
       throw err;
     }

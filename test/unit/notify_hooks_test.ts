@@ -6,7 +6,12 @@
 
 import assert from "node:assert/strict";
 import { DockerOutage, OUTAGE_MS, watchDockerForNotify } from "../../lib/notify/docker_outage.ts";
-import { notifyHealth, notifyingStatus, notifyUpdateEnded } from "../../lib/notify/hooks.ts";
+import {
+  notifyHealth,
+  notifyingRecover,
+  notifyingStatus,
+  notifyUpdateEnded,
+} from "../../lib/notify/hooks.ts";
 import { Notifier } from "../../lib/notify/notifier.ts";
 import { parseChannels } from "../../lib/notify/channels.ts";
 import type { HealthReport } from "../../lib/health.ts";
@@ -90,6 +95,67 @@ Deno.test("a rollback the journal still holds is notified once, and its completi
   await notifier.rollbackFinished(report("rolled_back"));
   assert.deepEqual(events(), ["update", "rollback_unfinished", "rollback_finished"]);
   assert.equal(state.state.unfinishedUpdate, null);
+});
+
+Deno.test("an unfinished rollback names the update's images, request and error, from the report or from the journal", async () => {
+  const fields = (n: { notification: Record<string, unknown> } | undefined) => {
+    const { container, image, previousImage, previousImageId, requestId, updateId, error } =
+      n!.notification;
+    return { container, image, previousImage, previousImageId, requestId, updateId, error };
+  };
+  const unfinished = (outbox: MemoryOutbox) =>
+    [...outbox.entries.values()].find((e) => e.notification.event === "rollback_unfinished") as
+      | { notification: Record<string, unknown> }
+      | undefined;
+
+  // The update itself ended with its rollback unfinished: the fields come from its report.
+  const fromReport = setup();
+  const journal = new FakeJournal();
+  journal.entry = { id: "upd-1", steps: [{ name: "stop" }] } as unknown as JournalEntry;
+  await notifyUpdateEnded(fromReport.notifier, journal, {
+    ...report("failed"),
+    previousImageId: "sha256:old",
+    requestId: "req-7",
+  });
+  assert.deepEqual(fields(unfinished(fromReport.outbox)), {
+    container: "bot",
+    image: "r/app:2",
+    previousImage: "r/app:1",
+    previousImageId: "sha256:old",
+    requestId: "req-7",
+    updateId: "upd-1",
+    error: "rollback failed: Docker went away",
+  });
+
+  // Recovery could not finish it (Docker away): the fields come from the journal.
+  const fromJournal = setup();
+  const left = new FakeJournal();
+  left.entry = {
+    id: "upd-2",
+    container: "bot",
+    image: "r/app:3",
+    previousImage: "r/app:2",
+    previousImageId: "sha256:two",
+    steps: [{ name: "stop" }],
+  } as unknown as JournalEntry;
+  const recover = notifyingRecover(
+    fromJournal.notifier,
+    left,
+    () => Promise.reject(new Error("connect ECONNREFUSED /var/run/docker.sock")),
+  );
+  await assert.rejects(recover(), /ECONNREFUSED/);
+  for (let i = 0; i < 50 && !unfinished(fromJournal.outbox); i++) {
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  assert.deepEqual(fields(unfinished(fromJournal.outbox)), {
+    container: "bot",
+    image: "r/app:3",
+    previousImage: "r/app:2",
+    previousImageId: "sha256:two",
+    requestId: null,
+    updateId: "upd-2",
+    error: "connect ECONNREFUSED /var/run/docker.sock",
+  });
 });
 
 Deno.test("an update whose journal is gone is no unfinished rollback", async () => {
