@@ -49,6 +49,7 @@ const GROUPS: Group[] = [
     name: "update",
     mutate: ["lib/update/"],
     tests: [
+      "test/unit/update_results_test.ts",
       "test/unit/update_test.ts",
       "test/unit/update_promises_test.ts",
       "test/unit/verify_test.ts",

@@ -62,3 +62,48 @@ Deno.test("the record is written even when the bot's status file cannot be", asy
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("every way an update ends is recorded as the last update, and no progress state is", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hyperbot-records-" });
+  try {
+    const records = new FileUpdateRecordStore(dir);
+    const status = recordingStatus(new FakeStatus(), records);
+    for (const state of ["succeeded", "unchanged", "rolled_back", "failed"] as const) {
+      await status.write({ ...BASE, id: `upd-${state}`, state });
+      assert.equal((await records.lastUpdate())?.id, `upd-${state}`, state);
+      for (
+        const progress of ["pulling", "creating", "stopping", "starting", "verifying"] as const
+      ) {
+        await status.write({ ...BASE, id: `upd-${progress}`, state: progress, finishedAt: null });
+      }
+      assert.equal((await records.lastUpdate())?.id, `upd-${state}`, `${state} stays recorded`);
+    }
+    assert.equal(await records.lastRejection(), null, "no update is a rejection");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a record that cannot be written fails the write, though the bot's status file got it", async () => {
+  const page = new FakeStatus();
+  const records = {
+    lastUpdate: () => Promise.resolve(null),
+    lastRejection: () => Promise.resolve(null),
+    record: () => Promise.reject(new Error("state folder read-only")),
+  };
+  await assert.rejects(recordingStatus(page, records).write(BASE), /state folder read-only/);
+  assert.equal(page.current?.id, "upd-1");
+});
+
+Deno.test("the recording store reads and appends the history of the bot's status file, as it is", async () => {
+  const page = new FakeStatus();
+  const status = recordingStatus(page, {
+    lastUpdate: () => Promise.reject(new Error("records are not read here")),
+    lastRejection: () => Promise.reject(new Error("records are not read here")),
+    record: () => Promise.resolve(),
+  });
+  page.current = { ...BASE, id: "written-by-the-bot" };
+  assert.equal((await status.read())?.id, "written-by-the-bot");
+  await status.appendHistory(BASE);
+  assert.deepEqual(page.history, [BASE]);
+});
