@@ -111,9 +111,7 @@ const { values } = parseArgs({
 });
 const root = resolve(values.root ?? join(here, ".."));
 const out = resolve(values.out ?? join(here, "REPORT.md"));
-const chosen = values.group?.length
-  ? GROUPS.filter((g) => values.group!.includes(g.name))
-  : GROUPS;
+const chosen = values.group?.length ? GROUPS.filter((g) => values.group!.includes(g.name)) : GROUPS;
 const concurrency = Number(values.concurrency ?? "1");
 if (!Number.isInteger(concurrency) || concurrency < 1) {
   console.error(
@@ -148,9 +146,7 @@ if (!existsSync(stryker)) {
 const workDir = await Deno.makeTempDir({ prefix: "hyperbot-mutation-" });
 const results: { group: Group; report: StrykerReport; seconds: number }[] = [];
 for (const group of chosen) {
-  const mutate = group.mutate.flatMap((f) =>
-    f.endsWith("/") ? tsFilesIn(f) : [f]
-  )
+  const mutate = group.mutate.flatMap((f) => f.endsWith("/") ? tsFilesIn(f) : [f])
     .filter((f) => existsSync(join(root, f)))
     .filter((f) => !values.only?.length || values.only.includes(f));
   const tests = group.tests.filter((f) => existsSync(join(root, f)));
@@ -168,9 +164,7 @@ for (const group of chosen) {
       return [file];
     }
     // Unchanged: only the survivors' exact ranges (none left: nothing to run for this file).
-    return old.mutants.filter((m) =>
-      m.status === "Survived" || m.status === "NoCoverage"
-    )
+    return old.mutants.filter((m) => m.status === "Survived" || m.status === "NoCoverage")
       .map((m) =>
         `${file}:${m.location.start.line}:${m.location.start.column}-` +
         `${m.location.end.line}:${m.location.end.column}`
@@ -186,9 +180,7 @@ for (const group of chosen) {
   const config = {
     testRunner: "command",
     commandRunner: {
-      command: `deno test --allow-all --no-check --fail-fast ${
-        tests.join(" ")
-      }`,
+      command: `deno test --allow-all --no-check --fail-fast ${tests.join(" ")}`,
     },
     mutate: patterns,
     // Copied into the sandbox: the code, the tests and the docs some tests read; nothing bulky.
@@ -213,9 +205,7 @@ for (const group of chosen) {
   const configFile = join(workDir, `${group.name}.config.json`);
   await Deno.writeTextFile(configFile, JSON.stringify(config, null, 2));
   console.error(
-    `group ${group.name}: mutating ${mutate.join(", ")} against ${
-      tests.join(", ")
-    }`,
+    `group ${group.name}: mutating ${mutate.join(", ")} against ${tests.join(", ")}`,
   );
   const started = Date.now();
   const run = await new Deno.Command("node", {
@@ -290,20 +280,15 @@ function merge(
 function tsFilesIn(dir: string): string[] {
   if (!existsSync(join(root, dir))) return [];
   return [...Deno.readDirSync(join(root, dir))]
-    .filter((e) =>
-      e.isFile && e.name.endsWith(".ts") && !e.name.endsWith("_test.ts")
-    )
+    .filter((e) => e.isFile && e.name.endsWith(".ts") && !e.name.endsWith("_test.ts"))
     .map((e) => `${dir}${e.name}`)
     .sort();
 }
 
 function counts(mutants: Mutant[]) {
-  const detected =
-    mutants.filter((m) => m.status === "Killed" || m.status === "Timeout")
-      .length;
-  const survived = mutants.filter((m) =>
-    m.status === "Survived" || m.status === "NoCoverage"
-  );
+  const detected = mutants.filter((m) => m.status === "Killed" || m.status === "Timeout")
+    .length;
+  const survived = mutants.filter((m) => m.status === "Survived" || m.status === "NoCoverage");
   const valid = detected + survived.length;
   const score = valid ? (100 * detected) / valid : 100;
   return { detected, survived, valid, score, invalid: mutants.length - valid };
@@ -322,9 +307,7 @@ function render(runs: typeof results): string {
       detected += c.detected;
       valid += c.valid;
       table.push(
-        `| ${group.name} | \`${file}\` | ${
-          c.score.toFixed(1)
-        } % | ${c.detected} | ` +
+        `| ${group.name} | \`${file}\` | ${c.score.toFixed(1)} % | ${c.detected} | ` +
           `${c.survived.length} | ${c.invalid} | ${seconds} s |`,
       );
       const text = source.split("\n");
@@ -337,8 +320,7 @@ function render(runs: typeof results): string {
         );
         return `- \`${file}:${line}\` ${m.mutatorName}: \`${original}\` → \`${replacement}\``;
       };
-      const byLine = (a: Mutant, b: Mutant) =>
-        a.location.start.line - b.location.start.line;
+      const byLine = (a: Mutant, b: Mutant) => a.location.start.line - b.location.start.line;
       survivors.push(...c.survived.sort(byLine).map(describe));
       timeouts.push(
         ...mutants.filter((m) => m.status === "Timeout").sort(byLine).map(
@@ -357,9 +339,7 @@ function render(runs: typeof results): string {
     "",
     `Checkout: \`${root}\``,
     "",
-    `**Total: ${
-      score.toFixed(1)
-    } %** (${detected} of ${valid} mutants detected)`,
+    `**Total: ${score.toFixed(1)} %** (${detected} of ${valid} mutants detected)`,
     "",
     "| group | file | score | detected | survived | not counted | group time |",
     "| ----- | ---- | ----- | -------- | -------- | ----------- | ---------- |",
