@@ -627,13 +627,19 @@ class UpdateRun {
     options: { journalBestEffort?: boolean } = {},
   ): Promise<T> {
     const record: StepRecord = { name, startedAt: this.deps.clock.now().toISOString() };
+    const previousStep = this.journal.step;
     this.journal.steps.push(record);
     this.journal.step = name;
     try {
       await this.deps.journal.write(this.journal);
     } catch (err) {
       // Undoing must not wait for a disk with room for the journal.
-      if (!options.journalBestEffort) throw err;
+      if (!options.journalBestEffort) {
+        // The step never ran: the rollback must not undo it (a "stop" there stops the bot).
+        this.journal.steps.pop();
+        this.journal.step = previousStep;
+        throw err;
+      }
       this.log.error("cannot write the journal; going on with the rollback", {
         error: errorText(err),
       });

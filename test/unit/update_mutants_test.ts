@@ -547,6 +547,28 @@ Deno.test("a status file that cannot be written while the update runs does not s
   assert.equal(warned[0].level, "warn");
 });
 
+Deno.test("a step whose journal entry cannot be written does not run: the bot is never stopped unjournaled", async () => {
+  const w = await world();
+  const journal = new FakeJournal();
+  const write = journal.write.bind(journal);
+  let failed = false;
+  journal.write = (entry) => {
+    if (entry.step === "stop" && !failed) {
+      failed = true;
+      return Promise.reject(new Error("No space left on device"));
+    }
+    return write(entry);
+  };
+  const report = await runUpdate({ ...w.deps, journal }, config(), { image: V2, source: "cli" });
+  assert.ok(failed);
+  assert.equal(report.outcome, "rolled_back", report.error ?? "");
+  assert.match(report.error ?? "", /No space left on device/);
+  const stops = w.docker.callsTo("stopContainer").filter((args) => args[0] === w.oldId);
+  assert.deepEqual(stops, [], "the old container was never stopped");
+  assert.deepEqual(w.docker.callsTo("setRestartPolicy"), [], "nor its restart policy changed");
+  await assertUntouched(w);
+});
+
 Deno.test("the journal is marked finished only once the containers are final; a failed mark does not fail the update", async () => {
   const w = await world();
   const journal = new FakeJournal();
