@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import type { ContainerInspect } from "../../lib/docker.ts";
 import {
+  bindTarget,
   buildCreateBody,
   recreateWarnings,
+  sameValue,
   unrecreatableReasons,
 } from "../../lib/update/recreate.ts";
 
@@ -182,4 +184,160 @@ Deno.test("a port published on a random host port is warned about", () => {
   );
   old.HostConfig.PortBindings = { "8080/tcp": [{ HostIp: "", HostPort: "18080" }] };
   assert.deepEqual(recreateWarnings(old, OLD_IMAGE), []);
+});
+
+Deno.test("a hostname the operator set is kept; only the one Docker derived from the ID is dropped", () => {
+  const old = inspect();
+  old.Config.Hostname = "trading-bot";
+  assert.equal(buildCreateBody(old, OLD_IMAGE, "x:2").Hostname, "trading-bot");
+  old.Config.Hostname = "";
+  assert.equal(buildCreateBody(old, OLD_IMAGE, "x:2").Hostname, "");
+});
+
+Deno.test("a container in another container's network gets no MAC address; one on its own network keeps it", () => {
+  const old = inspect();
+  old.Config.MacAddress = "02:42:ac:11:00:02";
+  assert.equal(buildCreateBody(old, OLD_IMAGE, "x:2").MacAddress, "02:42:ac:11:00:02");
+  old.HostConfig.NetworkMode = "container:" + "f".repeat(64);
+  assert.equal("MacAddress" in buildCreateBody(old, OLD_IMAGE, "x:2"), false);
+});
+
+Deno.test("a network's aliases drop the old full ID too, and empty settings are not sent", () => {
+  const old = inspect();
+  old.NetworkSettings.Networks = {
+    botnet: {
+      Aliases: [ID, "0123456789ab", "bot"],
+      IPAMConfig: { IPv4Address: "", IPv6Address: "" },
+      Links: ["db:database"],
+      DriverOpts: { "com.example.opt": "1" },
+    },
+    bare: { Aliases: [ID], IPAMConfig: { LinkLocalIPs: [] }, Links: [], DriverOpts: {} },
+  };
+  assert.deepEqual(buildCreateBody(old, OLD_IMAGE, "x:2").NetworkingConfig.EndpointsConfig, {
+    botnet: {
+      Aliases: ["bot"],
+      Links: ["db:database"],
+      DriverOpts: { "com.example.opt": "1" },
+    },
+    bare: {},
+  });
+});
+
+Deno.test("a healthcheck, user or stop signal the old image supplied is left to the new image; one set for the container is kept", () => {
+  const image = {
+    ...OLD_IMAGE,
+    User: "1000",
+    StopSignal: "SIGINT",
+    Healthcheck: { Test: ["CMD", "/health"], Interval: 5_000_000_000 },
+  };
+  const old = inspect();
+  old.Config.Healthcheck = { Test: ["CMD", "/health"], Interval: 5_000_000_000 };
+  const fromImage = buildCreateBody(old, image, "x:2");
+  assert.equal("Healthcheck" in fromImage, false);
+  assert.equal("User" in fromImage, false);
+  assert.equal("StopSignal" in fromImage, false);
+  old.Config.Healthcheck = { Test: ["CMD", "/health"], Interval: 1_000_000_000 };
+  old.Config.User = "0";
+  assert.deepEqual(buildCreateBody(old, image, "x:2").Healthcheck, old.Config.Healthcheck);
+  assert.equal(buildCreateBody(old, image, "x:2").User, "0");
+  old.Config.Healthcheck = { Test: ["CMD", "/health", "--deep"], Interval: 5_000_000_000 };
+  assert.deepEqual(buildCreateBody(old, image, "x:2").Healthcheck, old.Config.Healthcheck);
+  old.Config.Healthcheck = { Test: ["NONE"] };
+  assert.deepEqual(buildCreateBody(old, image, "x:2").Healthcheck, { Test: ["NONE"] });
+});
+
+Deno.test("a container without env, labels, ports or volumes of its own sends none", () => {
+  const old = inspect();
+  old.Config.Env = null;
+  delete old.Config.Labels;
+  old.Config.ExposedPorts = null;
+  delete old.Config.Volumes;
+  const body = buildCreateBody(old, OLD_IMAGE, "x:2");
+  assert.equal(body.Env, null);
+  assert.equal(body.Labels, null);
+  assert.equal(body.ExposedPorts, null);
+  assert.equal(body.Volumes, null);
+  const all = inspect();
+  all.Config.ExposedPorts = { "8080/tcp": {} };
+  assert.equal(buildCreateBody(all, OLD_IMAGE, "x:2").ExposedPorts, null, "all from the image");
+});
+
+Deno.test("a tmpfs mount or a named volume mount is no reason to refuse a container", () => {
+  const old = inspect();
+  old.HostConfig.Mounts = [
+    { Type: "tmpfs", Target: "/run/bot" },
+    { Type: "volume", Source: "botdata", Target: "/botdata" },
+  ];
+  old.Mounts = [];
+  assert.deepEqual(unrecreatableReasons(old), []);
+  assert.deepEqual(buildCreateBody(old, OLD_IMAGE, "x:2").HostConfig.Mounts, old.HostConfig.Mounts);
+});
+
+Deno.test("a paused container is refused with what to do", () => {
+  const old = inspect();
+  old.State.Paused = true;
+  assert.deepEqual(unrecreatableReasons(old), ["it is paused; unpause it first"]);
+});
+
+Deno.test("a mount target written with a trailing slash is still the same mount point", () => {
+  const old = inspect();
+  old.HostConfig.Binds = ["/host/data:/app/data:ro", "named:/named/"];
+  old.HostConfig.Mounts = [{ Type: "volume", Target: "/anon-mount/" }];
+  const body = buildCreateBody(old, OLD_IMAGE, "x:2");
+  const targets = (body.HostConfig.Mounts ?? []).map((m) => m.Target).sort();
+  assert.deepEqual(targets, ["/anon-mount/", "/cache", "/data"]);
+  assert.equal(body.HostConfig.Mounts?.[0].Source, "c".repeat(64));
+});
+
+Deno.test("every port on a random host port is named in one warning", () => {
+  const old = inspect();
+  old.HostConfig.PortBindings = {
+    "8080/tcp": [{ HostIp: "", HostPort: "18080" }, { HostIp: "::", HostPort: "" }],
+    "9000/tcp": [{ HostIp: "", HostPort: "" }],
+    "9100/tcp": null,
+  };
+  assert.deepEqual(recreateWarnings(old, OLD_IMAGE), [
+    "port 8080/tcp, 9000/tcp is published on a random host port, which will change; give it a fixed host port",
+  ]);
+});
+
+Deno.test("a value equals the image's as JSON does: absent, null and empty alike, arrays in order, objects by key", () => {
+  const same: [unknown, unknown][] = [
+    ["SIGINT", "SIGINT"],
+    [null, undefined],
+    [undefined, null],
+    [[], null],
+    [undefined, ""],
+    ["", null],
+    [["sh", "-c"], ["sh", "-c"]],
+    [{ Test: ["CMD", "x"], Retries: 3 }, { Retries: 3, Test: ["CMD", "x"] }],
+    [{ Test: ["CMD"], Interval: undefined }, { Test: ["CMD"] }],
+  ];
+  const different: [unknown, unknown][] = [
+    ["SIGINT", "SIGTERM"],
+    ["SIGINT", null],
+    [null, "SIGINT"],
+    ["0", undefined],
+    [["sh", "-c"], ["-c", "sh"]],
+    [["sh"], ["sh", "-c"]],
+    [["a"], "a"],
+    ["a", ["a"]],
+    [[], {}],
+    [{ Test: ["CMD"], Retries: 3 }, { Test: ["CMD"], Retries: 4 }],
+    [{ Test: ["CMD"] }, { Test: ["CMD"], Retries: 3 }],
+    [{ Retries: 3 }, { Timeout: 3 }],
+    [1, "1"],
+    [{ a: 1 }, "[object Object]"],
+  ];
+  for (const [a, b] of same) assert.equal(sameValue(a, b), true, `${JSON.stringify([a, b])}`);
+  for (const [a, b] of different) {
+    assert.equal(sameValue(a, b), false, `${JSON.stringify([a, b])}`);
+  }
+});
+
+Deno.test("a bind names its target after the source, with or without options", () => {
+  assert.equal(bindTarget("/host/data:/app/data:ro"), "/app/data");
+  assert.equal(bindTarget("named:/named/"), "/named");
+  assert.equal(bindTarget("/only"), "/only");
+  assert.equal(bindTarget("/"), "/");
 });
