@@ -629,3 +629,131 @@ Deno.test("an update without an image of a container whose image reference canno
   assert.equal(w.docker.callsTo("pullImage").length, 0);
   await assertUntouched(w);
 });
+
+// ---- refusals: the message, the object and the hint main.ts prints ---------------------------
+
+/** The error runUpdate threw, as main.ts prints it. */
+async function refusal(
+  w: World,
+  cfg: ReturnType<typeof config>,
+  request: Parameters<typeof runUpdate>[2],
+) {
+  const err: unknown = await runUpdate(w.deps, cfg, request).then(() => null, (e) => e);
+  assert.ok(err, "runUpdate threw");
+  return { err, ...describeError(err) };
+}
+
+Deno.test("a container that does not exist is refused naming the setting and how to list containers", async () => {
+  const w = await world();
+  const { message, hint, exitCode } = await refusal(w, config({ container: "bto" }), {
+    image: V2,
+    source: "cli",
+  });
+  assert.equal(message, "container not found, 'bto'");
+  assert.equal(hint, "check the `container` setting; `docker ps -a` lists the containers");
+  assert.equal(exitCode, 2);
+});
+
+Deno.test("a container that cannot be recreated faithfully is refused with every reason, naming it", async () => {
+  const w = await world();
+  await w.docker.runContainer("rmbot", { Image: V1, HostConfig: { AutoRemove: true } });
+  w.docker.peek("rmbot")!.State.Paused = true;
+  const { err, message, exitCode } = await refusal(w, config({ container: "rmbot" }), {
+    image: V2,
+    source: "cli",
+  });
+  assert.ok(err instanceof RejectedError);
+  assert.equal(
+    message,
+    "cannot recreate the container faithfully: it was started with --rm: stopping it would " +
+      "delete it, so it could not be rolled back; it is paused; unpause it first, 'rmbot'",
+  );
+  assert.equal(exitCode, 2);
+  assert.deepEqual(w.status.states, []);
+  assert.equal(w.journal.entry, null);
+});
+
+Deno.test("--no-pull of an image not on this host names it and says how to get it there", async () => {
+  const w = await world();
+  const { message, hint, exitCode } = await refusal(w, config(), {
+    image: V2,
+    noPull: true,
+    source: "cli",
+  });
+  assert.equal(message, `the image is not on this host (--no-pull), '${V2}'`);
+  assert.equal(
+    hint,
+    "load or build it first ('docker images' lists them), or update without --no-pull",
+  );
+  assert.equal(exitCode, 2);
+});
+
+Deno.test("--rollback with nothing recorded says what it goes back to and how to run another version", async () => {
+  const w = await world();
+  const { message, hint, exitCode } = await refusal(w, config(), {
+    rollback: true,
+    source: "cli",
+  });
+  assert.equal(message, "nothing to roll back to: no successful update of 'bot' is recorded");
+  assert.equal(
+    hint,
+    "--rollback goes back to the image that ran before the last successful update; " +
+      "to run another version: 'hyperbot-ops update <image>'",
+  );
+  assert.equal(exitCode, 1);
+});
+
+Deno.test("--rollback goes by this container's record only, never another container's", async () => {
+  const w = await world();
+  assert.equal(
+    (await runUpdate(w.deps, config(), { image: V2, source: "cli" })).outcome,
+    "updated",
+  );
+  w.lastUpdate.value = { ...w.lastUpdate.value!, container: "other-bot" };
+  const { message } = await refusal(w, config(), { rollback: true, source: "cli" });
+  assert.equal(message, "nothing to roll back to: no successful update of 'bot' is recorded");
+  assert.equal((await bot(w)).imageRef, V2);
+});
+
+Deno.test("--rollback to the image the bot already runs names it, its ID, and how to run another", async () => {
+  const w = await world();
+  const v1Id = (await bot(w)).imageId;
+  const forced = await runUpdate(w.deps, config(), { image: V1, force: true, source: "cli" });
+  assert.equal(forced.outcome, "updated", forced.error ?? "");
+  const { message, hint, exitCode } = await refusal(w, config(), {
+    rollback: true,
+    source: "cli",
+  });
+  assert.equal(
+    message,
+    `nothing to roll back to: 'bot' already runs ${V1} (${v1Id.slice(0, 19)}), ` +
+      "the image from before the last update",
+  );
+  assert.equal(hint, "to run another version: 'hyperbot-ops update <image>'");
+  assert.equal(exitCode, 1);
+});
+
+// ---- what the report says -------------------------------------------------------------------
+
+Deno.test("an update without an image reports the tag it re-pulled as its image", async () => {
+  const w = await world();
+  w.docker.publishImage(V1, { Cmd: ["/bin/bot", "--rebuilt"] });
+  const report = await runUpdate(w.deps, config(), { source: "trigger" });
+  assert.equal(report.outcome, "updated", report.error ?? "");
+  assert.equal(report.image, V1);
+  assert.equal(w.status.current?.image, V1);
+  assert.equal(w.lastUpdate.value?.image, V1);
+});
+
+Deno.test("a failed update whose images cannot be pruned still ends rolled back, with a warning in update.log", async () => {
+  const w = await world({ exitAfterStart: new Map([[BROKEN, 1]]) });
+  w.lastUpdate.read = () => Promise.reject(new Error("last-update.json is corrupt"));
+  const report = await runUpdate(w.deps, config(), { image: BROKEN, source: "cli" });
+  assert.equal(report.outcome, "rolled_back", report.error ?? "");
+  const line = w.logger.lines.find((l) =>
+    l.message === "could not remove the images of failed updates"
+  );
+  assert.equal(line?.level, "warn");
+  assert.equal(w.journal.entry, null);
+  assert.equal(w.status.current?.state, "rolled_back");
+});
