@@ -12,7 +12,7 @@
  *   deno task mutation --concurrency N      run N mutants at once (default 1)
  *   deno task mutation --since OLD.md       run again only the mutants OLD.md's run left alive
  *   deno task mutation --timeout S          a mutant's run times out after 1.5 × the clean run + S
- *                                           seconds (default 10)
+ *                                           seconds (default 30)
  *
  * Each run keeps Stryker's JSON next to the report (REPORT.<group>.json). With --since, a file
  * whose source is unchanged since that run has only its surviving mutants run again, and the
@@ -199,7 +199,7 @@ for (const group of chosen) {
     cleanTempDir: true,
     // A mutant that hangs (a FIFO opened for reading, a walk that never ends) times out after
     // 1.5 × the clean run + this; the runs are serial within a slot, so load barely moves it.
-    timeoutMS: Number(values.timeout ?? "10") * 1000,
+    timeoutMS: Number(values.timeout ?? "30") * 1000,
     logLevel: "warn",
   };
   const configFile = join(workDir, `${group.name}.config.json`);

@@ -116,6 +116,32 @@ Deno.test("shell metacharacters are rejected by the reference grammar", () => {
 
 Deno.test("two images on two lines are rejected", () => {
   rejects(file("127.0.0.1:5000/hyperbot/app:v1\n127.0.0.1:5000/hyperbot/app:v2\n"), /2 lines/);
+  // Blank lines between them are not counted as lines.
+  rejects(
+    file("127.0.0.1:5000/hyperbot/app:v1\n\n \r\n127.0.0.1:5000/hyperbot/app:v2"),
+    /^rejected trigger: it holds 2 lines, expected one image reference$/,
+  );
+});
+
+Deno.test("every rejection says how to write a trigger", () => {
+  for (
+    const content of [
+      file(""),
+      file("a\nb"),
+      file("{"),
+      file('{"image": 5}'),
+      { kind: "fifo", bytes: null } as ClaimedContent,
+    ]
+  ) {
+    assert.throws(() => checkTrigger(content, ALLOWED), (err: unknown) => {
+      assert.ok(err instanceof RejectedError);
+      assert.equal(
+        err.hint,
+        'write one image reference, or {"image": "…", "id": "…", "force": false}',
+      );
+      return true;
+    });
+  }
 });
 
 Deno.test("a repository that is not allowed is rejected", () => {
@@ -166,6 +192,30 @@ Deno.test("the request id of a rejected JSON trigger can still be echoed", () =>
   assert.equal(peekRequestId(file('{"id": "bad id"}')), undefined);
   assert.equal(peekRequestId(file("plain")), undefined);
   assert.equal(peekRequestId({ kind: "fifo", bytes: null }), undefined);
+  assert.equal(peekRequestId(file('{"id": 5}')), undefined);
+  assert.equal(peekRequestId(file("null")), undefined);
+  // What the trigger itself would refuse to read is not read for its id either: a file the
+  // container holds a lease on, more than 4 KiB, not UTF-8 (even if the JSON would parse).
+  assert.equal(peekRequestId({ kind: "file", bytes: null, unreadable: "EAGAIN" }), undefined);
+  const sized = (n: number) => {
+    const head = '{"id": "req-7", "pad": "';
+    return file(head + "x".repeat(n - head.length - 2) + '"}');
+  };
+  assert.equal(sized(4096).bytes!.length, 4096);
+  assert.equal(peekRequestId(sized(4096)), "req-7");
+  assert.equal(peekRequestId(sized(4097)), undefined);
+  const notUtf8 = new Uint8Array([
+    ...new TextEncoder().encode('{"id": "req-7", "x": "'),
+    0xff,
+    0x22,
+    0x7d,
+  ]);
+  assert.equal(peekRequestId(file(notUtf8)), undefined);
+  // Only a regular file's bytes count, whatever else a caller passes.
+  assert.equal(
+    peekRequestId({ kind: "symlink", bytes: new TextEncoder().encode('{"id": "req-7"}') }),
+    undefined,
+  );
 });
 
 // ---- the file system side: claim and read ----------------------------------------------
