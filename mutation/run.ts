@@ -69,6 +69,8 @@ const GROUPS: Group[] = [
       "test/unit/trigger_test.ts",
       "test/unit/trigger_docs_test.ts",
       "test/unit/trigger_lease_test.ts",
+      "test/unit/watch_left_test.ts",
+      "test/unit/watch_test.ts",
       "test/unit/removal_walk_test.ts",
       "test/unit/files_test.ts",
       "test/unit/data_dir_test.ts",
