@@ -312,13 +312,17 @@ Deno.test("a value equals the image's as JSON does: absent, null and empty alike
     [["sh", "-c"], ["sh", "-c"]],
     [{ Test: ["CMD", "x"], Retries: 3 }, { Retries: 3, Test: ["CMD", "x"] }],
     [{ Test: ["CMD"], Interval: undefined }, { Test: ["CMD"] }],
+    [{ Test: ["CMD"] }, { Test: ["CMD"], Interval: undefined }],
   ];
   const different: [unknown, unknown][] = [
     ["SIGINT", "SIGTERM"],
     ["SIGINT", null],
     [null, "SIGINT"],
+    [["sh"], null],
+    [undefined, ["sh"]],
     ["0", undefined],
     [["sh", "-c"], ["-c", "sh"]],
+    [["sh", "-c"], ["sh", "-x"]],
     [["sh"], ["sh", "-c"]],
     [["a"], "a"],
     ["a", ["a"]],
@@ -328,6 +332,8 @@ Deno.test("a value equals the image's as JSON does: absent, null and empty alike
     [{ Retries: 3 }, { Timeout: 3 }],
     [1, "1"],
     [{ a: 1 }, "[object Object]"],
+    [{ "0": "x" }, "x"],
+    ["x", { "0": "x" }],
   ];
   for (const [a, b] of same) assert.equal(sameValue(a, b), true, `${JSON.stringify([a, b])}`);
   for (const [a, b] of different) {

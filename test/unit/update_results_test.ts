@@ -71,16 +71,20 @@ Deno.test("the metered engine marks the bot down only at the old container's sto
   assert.equal(docker.peek(otherId)?.State.Running, true, "the start reached the engine");
   assert.equal(meter.ms(), 250);
   assert.equal((await metered.inspectContainer("bot"))?.id, oldId, "the rest passes through");
+  assert.equal(metered.calls, docker.calls, "fields too, as they are");
 });
 
 /** Images by ID; `inUse` ones the daemon refuses to remove, as it does. */
 class Shelf implements Pick<Images, "removeImage" | "inspectImage"> {
   readonly present: Set<string>;
   readonly removed: string[] = [];
+  /** Every removal asked for, done or refused. */
+  readonly tried: string[] = [];
   constructor(ids: string[], readonly inUse = new Set<string>()) {
     this.present = new Set(ids);
   }
   removeImage(id: string) {
+    this.tried.push(id);
     if (!this.present.has(id) || this.inUse.has(id)) return Promise.resolve(false);
     this.present.delete(id);
     this.removed.push(id);
@@ -133,12 +137,16 @@ Deno.test("failed images: the newest keepImages stay, protected and in-use ones 
     "an image the daemon kept is tried again next time; removed ones leave the list",
   );
   assert.deepEqual(
-    log.lines.filter((l) => l.level === "info").map((l) => l.fields.imageId),
-    ["f2", "f1"],
+    log.lines.filter((l) => l.level === "info").map((l) => [l.message, l.fields.imageId]),
+    [["removed the image of a failed update", "f2"], [
+      "removed the image of a failed update",
+      "f1",
+    ]],
   );
 
   // The list was for another container: none of its images is a candidate.
   store.value = { container: "other-bot", imageIds: ["f3", "used"] };
+  shelf.tried.length = 0;
   assert.deepEqual(
     await pruneFailedImages(images(shelf), store, log, {
       container: "bot",
@@ -148,7 +156,7 @@ Deno.test("failed images: the newest keepImages stay, protected and in-use ones 
     }),
     [],
   );
-  assert.ok(shelf.present.has("f3"), "another container's failed image stays");
+  assert.deepEqual(shelf.tried, [], "another container's failed images are not even tried");
   assert.deepEqual(store.value, { container: "bot", imageIds: ["f4"] });
 });
 
@@ -406,4 +414,41 @@ Deno.test("the report of a journal takes what the update did from the journal an
 Deno.test("an update's duration is never negative, even when the clock went back", () => {
   assert.equal(elapsedMs("2026-11-29T12:00:00.000Z", "2026-11-29T12:00:01.500Z"), 1_500);
   assert.equal(elapsedMs("2026-11-29T12:00:05.000Z", "2026-11-29T12:00:01.000Z"), 0);
+});
+
+Deno.test("the rollback target is the image the container really ran before, even when the record says otherwise", async () => {
+  const clock = new FakeClock(T0);
+  const lastUpdate = new FakeLastUpdate();
+  // The record says 1 ran; someone moved the bot to 1.5 by hand since. The update to 2 goes
+  // back to 1.5, what it replaced.
+  await recordLastUpdate({ lastUpdate, clock }, {
+    ...LAST,
+    image: "reg/bot:1",
+    imageId: "sha256:1",
+  });
+  const last = await recordLastUpdate({ lastUpdate, clock }, {
+    ...LAST,
+    previousImage: "reg/bot:1.5",
+    previousImageId: "sha256:1.5",
+  });
+  assert.equal(last.previousImageId, "sha256:1.5");
+  assert.equal(last.previousImage, "reg/bot:1.5");
+});
+
+Deno.test("a record read from disk without a previous image ID lists no empty ID", async () => {
+  const clock = new FakeClock(T0);
+  for (const missing of [null, undefined]) {
+    const lastUpdate = new FakeLastUpdate();
+    lastUpdate.value = {
+      ...LAST,
+      finishedAt: "",
+      previousImageId: missing as unknown as string,
+    };
+    const last = await recordLastUpdate({ lastUpdate, clock }, {
+      ...LAST,
+      image: "reg/bot:3",
+      imageId: "sha256:3",
+    });
+    assert.deepEqual(last.recentImageIds, ["sha256:3", "sha256:1", "sha256:2"], String(missing));
+  }
 });
