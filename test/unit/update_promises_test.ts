@@ -7,65 +7,22 @@
  */
 
 import assert from "node:assert/strict";
-import { loadConfig } from "../../lib/config.ts";
-import type { ContainerConfig } from "../../lib/docker.ts";
 import { RejectedError } from "../../lib/errors.ts";
-import { MemoryLogger } from "../../lib/log.ts";
 import { recoverFromJournal } from "../../lib/update/recover.ts";
 import { runUpdate, type UpdateDeps } from "../../lib/update/run.ts";
 import { verifyContainer } from "../../lib/update/verify.ts";
-import { FakeDockerEngine, type FakeDockerOptions } from "../fakes/docker.ts";
-import { FakeClock, FakeJournal, FakeLastUpdate, FakeLock, FakeStatus } from "../fakes/state.ts";
-
-const REPO = "registry.example.com/org/bot";
-const V1 = `${REPO}:1`;
-const V2 = `${REPO}:2`;
-const BROKEN = `${REPO}:broken`;
-const HEALTHCHECK = { Test: ["CMD", "/bin/check"], Interval: 1e9 };
-const V2_HEALTHY: ContainerConfig = { Cmd: ["/bin/bot"], Healthcheck: HEALTHCHECK };
-
-function config(overrides: Record<string, unknown> = {}) {
-  return loadConfig({
-    env: {},
-    readTextFile: () => null,
-    flags: { container: "bot", stableSeconds: 10, healthTimeoutSeconds: 60, ...overrides },
-  });
-}
-
-async function world(options: FakeDockerOptions = {}, v2: ContainerConfig = { Cmd: ["/bin/bot"] }) {
-  const clock = new FakeClock();
-  const docker = new FakeDockerEngine({ now: () => clock.now(), ...options });
-  docker.addImage(V1, { Cmd: ["/bin/bot"] });
-  docker.publishImage(V1, { Cmd: ["/bin/bot"] });
-  docker.publishImage(V2, v2);
-  docker.publishImage(BROKEN, { Cmd: ["/bin/broken"] });
-  const oldId = await docker.runContainer("bot", {
-    Image: V1,
-    StopSignal: "SIGINT",
-    StopTimeout: 42,
-    HostConfig: { RestartPolicy: { Name: "unless-stopped" } },
-  });
-  const journal = new FakeJournal();
-  const status = new FakeStatus();
-  const logger = new MemoryLogger();
-  const deps: UpdateDeps = {
-    docker,
-    credentials: { lookup: () => Promise.resolve(null) },
-    clock,
-    logger,
-    lock: new FakeLock(),
-    journal,
-    status,
-    lastUpdate: new FakeLastUpdate(),
-    pid: 4242,
-  };
-  return { docker, deps, journal, status, logger, clock, oldId };
-}
-
-async function settle(until: () => boolean) {
-  for (let i = 0; i < 500 && !until(); i++) await new Promise((r) => setTimeout(r, 0));
-  assert.ok(until(), "the update reached the point the test waits for");
-}
+import { FakeJournal, FakeLock } from "../fakes/state.ts";
+import {
+  BROKEN,
+  config,
+  killAt,
+  settle,
+  V1,
+  V2,
+  V2_HEALTHY,
+  type World,
+  world,
+} from "../support/update_world.ts";
 
 // ---- 1. healthy, and up for stableSeconds ------------------------------------------------
 
@@ -278,22 +235,6 @@ Deno.test("recovery waits out a stop the daemon was still doing when the update 
 
 // ---- putting the old container back: each rule (survivors of `deno task mutation`) --------
 
-/** An update that dies when it reaches `step` (the promise is abandoned, as with kill -9). */
-async function killAt(w: Awaited<ReturnType<typeof world>>, image: string, step: string) {
-  let reached = false;
-  const deps: UpdateDeps = {
-    ...w.deps,
-    beforeStep: (s) => {
-      if (s !== step) return;
-      reached = true;
-      return new Promise<void>(() => {});
-    },
-  };
-  void runUpdate(deps, config(), { image, source: "trigger" });
-  await settle(() => reached);
-  return { ...w.deps, lock: new FakeLock() };
-}
-
 Deno.test("a rollback keeps a stopped bot stopped: it was not running before the update", async () => {
   const w = await world({ exitAfterStart: new Map([[BROKEN, 1]]) });
   await w.docker.stopContainer(w.oldId);
@@ -394,7 +335,7 @@ Deno.test("a rollback with nothing recorded to undo touches nothing", async () =
 });
 
 /** The journal of an update killed at its pull step. */
-async function killAndRead(w: Awaited<ReturnType<typeof world>>) {
+async function killAndRead(w: World) {
   await killAt(w, V2, "pull");
   return structuredClone(w.journal.entry!);
 }

@@ -102,3 +102,9 @@ Deno.test("verifyContainer counts restarts from its first look: earlier restarts
   const verdict = await verifyContainer(docker, clock, "c1", { ...OPTIONS, pollMs: 1_000 });
   assert.ok(verdict.ok, JSON.stringify(verdict));
 });
+
+Deno.test("verifyContainer on a container gone at the first look fails with 'the container disappeared'", async () => {
+  const gone = { inspectContainer: () => Promise.resolve(null) };
+  const verdict = await verifyContainer(gone, new FakeClock(), "c1", OPTIONS);
+  assert.deepEqual(verdict, { ok: false, reason: "the container disappeared" });
+});
