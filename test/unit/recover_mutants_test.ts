@@ -8,7 +8,6 @@ import assert from "node:assert/strict";
 import { UpdateFailedError } from "../../lib/errors.ts";
 import { recoverFromJournal } from "../../lib/update/recover.ts";
 import { runUpdate } from "../../lib/update/run.ts";
-import { verifyContainer } from "../../lib/update/verify.ts";
 import { BROKEN, config, killAt, V1, V2, world } from "../support/update_world.ts";
 
 // ---- the old container removed by someone else ---------------------------------------------
