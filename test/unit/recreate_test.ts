@@ -282,10 +282,10 @@ Deno.test("a paused container is refused with what to do", () => {
 Deno.test("a mount target written with a trailing slash is still the same mount point", () => {
   const old = inspect();
   old.HostConfig.Binds = ["/host/data:/app/data:ro", "named:/named/"];
-  old.HostConfig.Mounts = [{ Type: "volume", Target: "/anon-mount/" }];
+  old.HostConfig.Mounts = [{ Type: "volume", Target: "/anon-mount//" }];
   const body = buildCreateBody(old, OLD_IMAGE, "x:2");
   const targets = (body.HostConfig.Mounts ?? []).map((m) => m.Target).sort();
-  assert.deepEqual(targets, ["/anon-mount/", "/cache", "/data"]);
+  assert.deepEqual(targets, ["/anon-mount//", "/cache", "/data"]);
   assert.equal(body.HostConfig.Mounts?.[0].Source, "c".repeat(64));
 });
 
@@ -307,6 +307,8 @@ Deno.test("a value equals the image's as JSON does: absent, null and empty alike
     [null, undefined],
     [undefined, null],
     [[], null],
+    [null, []],
+    [[], undefined],
     [undefined, ""],
     ["", null],
     [["sh", "-c"], ["sh", "-c"]],
@@ -346,4 +348,35 @@ Deno.test("a bind names its target after the source, with or without options", (
   assert.equal(bindTarget("named:/named/"), "/named");
   assert.equal(bindTarget("/only"), "/only");
   assert.equal(bindTarget("/"), "/");
+});
+
+Deno.test("a static IPv4 address is kept when the network has no IPv6 one", () => {
+  const old = inspect();
+  old.NetworkSettings.Networks = {
+    botnet: { IPAMConfig: { IPv4Address: "10.231.0.50", IPv6Address: "", LinkLocalIPs: [] } },
+  };
+  assert.deepEqual(buildCreateBody(old, OLD_IMAGE, "x:2").NetworkingConfig.EndpointsConfig, {
+    botnet: { IPAMConfig: { IPv4Address: "10.231.0.50", IPv6Address: "", LinkLocalIPs: [] } },
+  });
+});
+
+Deno.test("a link without an alias is passed on as it is", () => {
+  const old = inspect();
+  old.HostConfig.Links = ["/db:/bot/database", "cache"];
+  assert.deepEqual(buildCreateBody(old, OLD_IMAGE, "x:2").HostConfig.Links, [
+    "db:database",
+    "cache",
+  ]);
+});
+
+Deno.test("a bind another container lends (--volumes-from) is not turned into a volume of the new one", () => {
+  const old = inspect();
+  old.HostConfig.VolumesFrom = ["data-keeper"];
+  old.Mounts = [
+    ...old.Mounts!,
+    { Type: "bind", Source: "/srv/shared", Destination: "/shared", RW: true },
+  ];
+  const body = buildCreateBody(old, OLD_IMAGE, "x:2");
+  assert.deepEqual(body.HostConfig.VolumesFrom, ["data-keeper"]);
+  assert.equal(body.HostConfig.Mounts?.some((m) => m.Target === "/shared"), false);
 });
