@@ -6,9 +6,19 @@
 
 import assert from "node:assert/strict";
 import { UpdateFailedError } from "../../lib/errors.ts";
-import { recoverFromJournal } from "../../lib/update/recover.ts";
-import { runUpdate } from "../../lib/update/run.ts";
-import { BROKEN, config, killAt, V1, V2, world } from "../support/update_world.ts";
+import { recoverFromJournal, recoverLocked } from "../../lib/update/recover.ts";
+import { runUpdate, type UpdateDeps } from "../../lib/update/run.ts";
+import { FakeLock } from "../fakes/state.ts";
+import {
+  BROKEN,
+  config,
+  killAt,
+  settle,
+  V1,
+  V2,
+  type World,
+  world,
+} from "../support/update_world.ts";
 
 // ---- the old container removed by someone else ---------------------------------------------
 
@@ -155,4 +165,150 @@ Deno.test("recovery counts a container by the temporary name made exactly one se
     );
     assert.equal((await w.docker.inspectContainer("bot"))?.id, w.oldId);
   }
+});
+
+// ---- recovery (lib/update/recover.ts) --------------------------------------------------------
+
+/**
+ * Like killAt, but every step's start moves the clock by one second, so each step's times
+ * differ: inspect T+0..1 s, pull 1..2, compare 2..3, create 3..4, stop 4..5, rename 5..6,
+ * start 6..7, then verify.
+ */
+async function killTicking(w: World, image: string, step: string): Promise<UpdateDeps> {
+  let reached = false;
+  const deps: UpdateDeps = {
+    ...w.deps,
+    beforeStep: async (s) => {
+      if (s === step) {
+        reached = true;
+        return new Promise<void>(() => {});
+      }
+      await w.clock.sleep(1_000);
+    },
+  };
+  void runUpdate(deps, config(), { image, source: "trigger" });
+  await settle(() => reached);
+  return { ...w.deps, lock: new FakeLock() };
+}
+
+Deno.test("recovery with an empty journal returns null without taking the update lock", async () => {
+  const w = await world();
+  // An update holds the lock and has not written its journal yet: nothing to recover.
+  w.deps.lock = new FakeLock();
+  await w.deps.lock.acquire({ pid: 1, command: "update", since: w.clock.now().toISOString() });
+  assert.equal(await recoverFromJournal(w.deps, config()), null);
+  assert.equal(await recoverLocked(w.deps, config()), null);
+});
+
+Deno.test("recovery holds the update lock as 'recover' while it works, and releases it", async () => {
+  const w = await world();
+  const restarted = await killAt(w, V2, "start");
+  const lock = restarted.lock as FakeLock;
+  let holder: unknown = null;
+  const inspect = w.docker.inspectContainer.bind(w.docker);
+  w.docker.inspectContainer = (nameOrId: string) => {
+    holder ??= structuredClone(lock.current);
+    return inspect(nameOrId);
+  };
+  const since = w.clock.now().toISOString();
+  await recoverFromJournal(restarted, config());
+  assert.deepEqual(holder, { pid: 4242, command: "recover", since });
+  assert.equal(lock.current, null, "released");
+});
+
+Deno.test("recovery from a kill before anything was touched fails with 'nothing was changed' and touches nothing", async () => {
+  for (const step of ["inspect", "pull", "compare"]) {
+    const w = await world();
+    const restarted = await killAt(w, V2, step);
+    const before = w.docker.calls.length;
+    const report = await recoverFromJournal(restarted, config());
+    assert.equal(report?.outcome, "failed", step);
+    assert.equal(report?.error, `interrupted during step '${step}'; nothing was changed`);
+    assert.deepEqual(
+      w.docker.calls.slice(before).map((c) => c.method).filter((m) => m !== "inspectContainer"),
+      [],
+      `no container is touched after a kill at ${step}`,
+    );
+    assert.equal(w.journal.entry, null);
+  }
+});
+
+Deno.test("recovery of a verified update reports it finished forward: times, downtime, the cleanup step and the record for --rollback", async () => {
+  const w = await world();
+  const restarted = await killTicking(w, V2, "cleanup");
+  await w.clock.advance(5_000);
+  const report = await recoverFromJournal(restarted, config());
+  assert.equal(report?.outcome, "updated", report?.error ?? "");
+  const now = w.clock.now().toISOString();
+  assert.equal(report?.finishedAt, now);
+  // Down when the old container's stop ended (T+5 s), up when the new one's start ended (T+7 s).
+  assert.equal(report?.downtimeMs, 2_000);
+  const last = report!.steps.at(-1)!;
+  assert.deepEqual(last, { name: "cleanup", startedAt: now, finishedAt: now, ok: true });
+  assert.equal(w.status.current?.state, "succeeded");
+  const record = w.deps.lastUpdate;
+  assert.deepEqual(
+    { ...(await record.read()), finishedAt: undefined, recentImageIds: undefined },
+    {
+      id: w.journal.writes[0].id,
+      container: "bot",
+      image: V2,
+      imageId: report!.imageId,
+      previousImage: V1,
+      previousImageId: report!.previousImageId,
+      finishedAt: undefined,
+      recentImageIds: undefined,
+    },
+  );
+});
+
+Deno.test("recovery after a kill mid-start counts the downtime until the old container runs again", async () => {
+  const w = await world();
+  const restarted = await killTicking(w, V2, "start");
+  await w.clock.advance(5_000);
+  const recoveredAt = w.clock.now().getTime();
+  const report = await recoverFromJournal(restarted, config());
+  assert.equal(report?.outcome, "rolled_back", report?.error ?? "");
+  // Down at the stop's end (T+5 s); up when recovery started the old one (T+6 s + 5 s).
+  const startedAt = Date.parse(report!.startedAt);
+  assert.equal(report?.downtimeMs, recoveredAt - (startedAt + 5_000));
+  const last = report!.steps.at(-1)!;
+  assert.equal(last.name, "rollback");
+  assert.equal(last.ok, true);
+});
+
+Deno.test("recovery of a bot that was not running before reports no downtime", async () => {
+  const w = await world();
+  await w.docker.stopContainer(w.oldId);
+  const restarted = await killTicking(w, V2, "cleanup");
+  const report = await recoverFromJournal(restarted, config());
+  assert.equal(report?.outcome, "updated", report?.error ?? "");
+  assert.equal(report?.downtimeMs, 0);
+});
+
+Deno.test("recovery whose old container fails again reports failed, with the reason", async () => {
+  const w = await world({ exitAfterStart: new Map([[V1, 3]]) });
+  const restarted = await killAt(w, V2, "start");
+  const report = await recoverFromJournal(restarted, config());
+  assert.equal(report?.outcome, "failed");
+  assert.match(
+    report?.error ?? "",
+    /^interrupted during step 'start'; rolled back to \S+:1, but the old container failed: the container is restarting \(restarts: \d+, exit code 3\)$/,
+  );
+  assert.equal(w.status.current?.state, "failed");
+  assert.equal(w.journal.entry, null);
+});
+
+Deno.test("recovery warns when the journal was for another container than the config names", async () => {
+  const w = await world();
+  const restarted = await killAt(w, V2, "start");
+  const same = await recoverFromJournal(restarted, config());
+  assert.deepEqual(same?.warnings, []);
+
+  const w2 = await world();
+  const again = await killAt(w2, V2, "start");
+  const report = await recoverFromJournal(again, config({ container: "other-bot" }));
+  assert.deepEqual(report?.warnings, [
+    "the journal was for container 'bot', the config names 'other-bot'",
+  ]);
 });
