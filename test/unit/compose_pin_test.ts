@@ -195,6 +195,27 @@ Deno.test("an update killed after verification and finished by recovery pins; on
   }
 });
 
+Deno.test("a recovery that finishes forward and cannot pin says so in its report's warnings", async () => {
+  const w = await world({ [YML]: "services:\n  app:\n    image: ${BOT_IMAGE}\n" });
+  let reached = false;
+  const dying: UpdateDeps = {
+    ...w.deps,
+    beforeStep: (s) => {
+      if (s !== "cleanup") return;
+      reached = true;
+      return new Promise<void>(() => {});
+    },
+  };
+  void runUpdate(dying, config(), { image: V2, source: "trigger" });
+  for (let i = 0; i < 200 && !reached; i++) await new Promise((r) => setTimeout(r, 0));
+  const report = await recoverFromJournal({ ...w.deps, lock: new FakeLock() }, config());
+  assert.equal(report?.outcome, "updated");
+  assert.match(
+    report?.warnings.join("\n") ?? "",
+    /compose file not pinned, .*docker-compose.yml line 3: BOT_IMAGE is not set/,
+  );
+});
+
 Deno.test("the compose warning reaches the update's notification (en and zh), naming file and line", async () => {
   const w = await world({ [YML]: "services:\n  app:\n    image: ${BOT_IMAGE}\n" });
   const report = await runUpdate(w.deps, config(), { image: V2, source: "cli" });

@@ -269,6 +269,7 @@ Deno.test("recovery after a kill mid-start counts the downtime until the old con
   const recoveredAt = w.clock.now().getTime();
   const report = await recoverFromJournal(restarted, config());
   assert.equal(report?.outcome, "rolled_back", report?.error ?? "");
+  assert.equal(report?.error, `interrupted during step 'start'; rolled back to ${V1}`);
   // Down at the stop's end (T+5 s); up when recovery started the old one (T+6 s + 5 s).
   const startedAt = Date.parse(report!.startedAt);
   assert.equal(report?.downtimeMs, recoveredAt - (startedAt + 5_000));
