@@ -585,7 +585,7 @@ Deno.test("the journal is marked finished only once the containers are final; a 
 // ---- after a rollback -------------------------------------------------------------------------
 
 Deno.test("a rolled-back update reports the failed container's last 10 non-empty output lines", async () => {
-  const lines = Array.from({ length: 30 }, (_, i) => i % 3 === 0 ? "   " : `line ${i}`);
+  const lines = Array.from({ length: 40 }, (_, i) => i % 4 === 0 ? "   " : `line ${i}`);
   const w = await world({
     exitAfterStart: new Map([[BROKEN, 1]]),
     logsOf: new Map([[BROKEN, lines]]),
