@@ -757,3 +757,60 @@ Deno.test("a failed update whose images cannot be pruned still ends rolled back,
   assert.equal(w.journal.entry, null);
   assert.equal(w.status.current?.state, "rolled_back");
 });
+
+Deno.test("the pull uses the credentials found for the registry and reports its progress", async () => {
+  const w = await world();
+  const auth = { username: "ci", password: "secret", serveraddress: "registry.example.com" };
+  const progress: string[] = [];
+  const deps: UpdateDeps = {
+    ...w.deps,
+    credentials: {
+      lookup: (host) => Promise.resolve(host === "registry.example.com" ? auth : null),
+    },
+    onPullProgress: (p) => progress.push(p.status),
+  };
+  const report = await runUpdate(deps, config(), { image: V2, source: "cli" });
+  assert.equal(report.outcome, "updated", report.error ?? "");
+  assert.deepEqual(w.docker.callsTo("pullImage"), [[V2, { auth }]]);
+  assert.ok(progress.some((s) => s.startsWith("Digest: ")), progress.join(" | "));
+});
+
+Deno.test("an update whose old image is gone from the host still recreates the container", async () => {
+  const w = await world();
+  const v1Id = (await bot(w)).imageId;
+  const inspectImage = w.docker.inspectImage.bind(w.docker);
+  w.docker.inspectImage = (ref) => ref === v1Id ? Promise.resolve(null) : inspectImage(ref);
+  const report = await runUpdate(w.deps, config(), { image: V2, source: "cli" });
+  assert.equal(report.outcome, "updated", report.error ?? "");
+  assert.equal((await bot(w)).imageRef, V2);
+});
+
+Deno.test("--rollback to an untagged image whose name still means it goes back", async () => {
+  const w = await world();
+  await w.docker.removeContainer(w.oldId, { force: true });
+  const v1Id = w.docker.addImage(REPO, { Cmd: ["/bin/bot", "--untagged"] });
+  await w.docker.runContainer("bot", { Image: REPO });
+  assert.equal(
+    (await runUpdate(w.deps, config(), { image: V2, source: "cli" })).outcome,
+    "updated",
+  );
+  const back = await runUpdate(w.deps, config(), { rollback: true, source: "cli" });
+  assert.equal(back.outcome, "updated", back.error ?? "");
+  assert.equal((await bot(w)).imageId, v1Id);
+});
+
+Deno.test("--rollback to a previous image whose tag was removed puts the tag back and runs it by name", async () => {
+  const w = await world();
+  const v1Id = (await bot(w)).imageId;
+  assert.equal(
+    (await runUpdate(w.deps, config(), { image: V2, source: "cli" })).outcome,
+    "updated",
+  );
+  w.docker.images.get(v1Id)!.repoTags = [];
+  w.docker.images.get(v1Id)!.repoDigests = [];
+  const back = await runUpdate(w.deps, config(), { rollback: true, source: "cli" });
+  assert.equal(back.outcome, "updated", back.error ?? "");
+  const b = await bot(w);
+  assert.equal(b.imageId, v1Id);
+  assert.equal(b.imageRef, V1);
+});
