@@ -814,3 +814,68 @@ Deno.test("--rollback to a previous image whose tag was removed puts the tag bac
   assert.equal(b.imageId, v1Id);
   assert.equal(b.imageRef, V1);
 });
+
+// ---- the images of failed updates (keepImages) -------------------------------------------------
+
+Deno.test("the image of a rolled-back or failed update is remembered for keepImages; a success, a failed pull or a kept journal adds none", async () => {
+  const w = await world({ exitAfterStart: new Map([[BROKEN, 1]]) });
+  assert.equal(
+    (await runUpdate(w.deps, config(), { image: V2, source: "cli" })).outcome,
+    "updated",
+  );
+  assert.equal(w.failedImages.value, null, "a success lists nothing");
+  w.docker.options.failPull = new Map([[`${REPO}:gone`, "not_found"]]);
+  const pull = await runUpdate(w.deps, config(), { image: `${REPO}:gone`, source: "cli" });
+  assert.equal(pull.outcome, "failed");
+  assert.equal(w.failedImages.value, null, "nothing was pulled");
+  // The rollback is interrupted: its journal stays and recovery finishes the update later.
+  w.docker.options.failStartOf = V2;
+  const cut = await runUpdate(w.deps, config(), { image: BROKEN, source: "cli" });
+  assert.equal(cut.outcome, "failed");
+  assert.ok(w.journal.entry, "the journal stays");
+  assert.equal(w.failedImages.value, null, "not while the journal stays");
+});
+
+Deno.test("a failed update (the old container fails too) remembers its image like a rolled-back one", async () => {
+  const w = await world({ exitAfterStart: new Map([[BROKEN, 1], [V1, 2]]) });
+  const report = await runUpdate(w.deps, config(), { image: BROKEN, source: "cli" });
+  assert.equal(report.outcome, "failed");
+  const brokenId = (await w.docker.inspectImage(BROKEN))?.id;
+  assert.deepEqual(w.failedImages.value, { container: "bot", imageIds: [brokenId] });
+});
+
+Deno.test("only this container's record protects images of failed updates, and with no record the image is still listed", async () => {
+  const fresh = await world({ exitAfterStart: new Map([[BROKEN, 1]]) });
+  assert.equal(
+    (await runUpdate(fresh.deps, config(), { image: BROKEN, source: "cli" })).outcome,
+    "rolled_back",
+  );
+  const brokenId = (await fresh.docker.inspectImage(BROKEN))!.id;
+  assert.deepEqual(fresh.failedImages.value?.imageIds, [brokenId], "no record at all");
+
+  // Another container's record names the image: it is still ours to list.
+  const other = await world({ exitAfterStart: new Map([[BROKEN, 1]]) });
+  other.lastUpdate.value = {
+    id: "upd-x",
+    container: "other-bot",
+    finishedAt: "2026-11-29T11:00:00Z",
+    image: BROKEN,
+    imageId: brokenId,
+    previousImage: V1,
+    previousImageId: brokenId,
+    recentImageIds: [brokenId],
+  };
+  await runUpdate(other.deps, config(), { image: BROKEN, source: "cli" });
+  assert.deepEqual(other.failedImages.value?.imageIds, [brokenId]);
+
+  // This container's record names it (it ran here before): protected, never listed.
+  const ours = await world({ exitAfterStart: new Map([[BROKEN, 1]]) });
+  ours.lastUpdate.value = {
+    ...other.lastUpdate.value,
+    container: "bot",
+    imageId: "sha256:aaa",
+    previousImageId: "sha256:bbb",
+  };
+  await runUpdate(ours.deps, config(), { image: BROKEN, source: "cli" });
+  assert.deepEqual(ours.failedImages.value?.imageIds, []);
+});
