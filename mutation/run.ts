@@ -52,6 +52,7 @@ const GROUPS: Group[] = [
       "test/unit/update_results_test.ts",
       "test/unit/update_test.ts",
       "test/unit/update_promises_test.ts",
+      "test/unit/update_mutants_test.ts",
       "test/unit/verify_test.ts",
       "test/unit/recover_mutants_test.ts",
       "test/unit/compose_pin_test.ts",
