@@ -75,6 +75,10 @@ export function parseImageRef(text: string): ImageRef {
     if (!TAG_RE.test(tag)) throw reject("the tag may only hold letters, digits, '_', '.' and '-'");
   }
   if (rest.length === 0) throw reject("the repository name is missing");
+  // Docker's own rule: a bare 64-character hex name is an image ID, never a repository.
+  if (/^[a-f0-9]{64}$/.test(rest)) {
+    throw reject("it is a 64-character hex image ID, not a repository name");
+  }
   if (rest.length > NAME_TOTAL_LENGTH_MAX) throw reject("the repository name is too long");
 
   let domain = DEFAULT_DOMAIN;

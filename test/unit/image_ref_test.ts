@@ -86,6 +86,8 @@ Deno.test("malformed image references are rejected with the reason", () => {
     ["`id`", PATH],
     ["app:1|sh", TAG],
     ["a".repeat(256), "the repository name is too long"],
+    ["f".repeat(64), "it is a 64-character hex image ID, not a repository name"],
+    ["f".repeat(64) + ":latest", "it is a 64-character hex image ID, not a repository name"],
     ["a".repeat(513), "it is longer than 512 characters"],
   ];
   for (const [text, why] of bad) {
@@ -123,6 +125,9 @@ Deno.test("the first component is a registry host exactly as Docker decides", ()
     digest: undefined,
   });
   assert.equal(parseImageRef("localhost").path, "library/localhost");
+  // 63 or 65 hex characters are a name like any other (Docker refuses exactly 64).
+  assert.equal(parseImageRef("f".repeat(63)).path, `library/${"f".repeat(63)}`);
+  assert.equal(parseImageRef("f".repeat(65)).path, `library/${"f".repeat(65)}`);
 });
 
 Deno.test("a reference without tag or digest is pulled as latest", () => {
