@@ -168,13 +168,12 @@ for (const group of chosen) {
     if (!old || old.source !== Deno.readTextFileSync(join(root, file))) {
       return [file];
     }
-    // Unchanged: only the survivors' exact ranges (none left: nothing to run for this file).
+    // Unchanged: only the survivors' lines (none left: nothing to run for this file).
     return old.mutants.filter((m) => m.status === "Survived" || m.status === "NoCoverage")
-      .map((m) =>
-        `${file}:${m.location.start.line}:${m.location.start.column}-` +
-        `${m.location.end.line}:${m.location.end.column}`
-      );
-  });
+      // Whole lines: Stryker drops a mutant whose span is not strictly inside a column range,
+      // so a survivor spanning a whole expression would silently not run again.
+      .map((m) => `${file}:${m.location.start.line}-${m.location.end.line}`);
+  }).filter((p, i, all) => all.indexOf(p) === i);
   if (patterns.length === 0) {
     console.error(
       `group ${group.name}: no survivors left in ${values.since}; nothing to run`,
