@@ -10,7 +10,14 @@ import type { ContainerConfig } from "../../lib/docker.ts";
 import { MemoryLogger } from "../../lib/log.ts";
 import { runUpdate, type UpdateDeps } from "../../lib/update/run.ts";
 import { FakeDockerEngine, type FakeDockerOptions } from "../fakes/docker.ts";
-import { FakeClock, FakeJournal, FakeLastUpdate, FakeLock, FakeStatus } from "../fakes/state.ts";
+import {
+  FakeClock,
+  FakeFailedImages,
+  FakeJournal,
+  FakeLastUpdate,
+  FakeLock,
+  FakeStatus,
+} from "../fakes/state.ts";
 
 export const REPO = "registry.example.com/org/bot";
 export const V1 = `${REPO}:1`;
@@ -48,21 +55,25 @@ export async function world(
     StopTimeout: 42,
     HostConfig: { RestartPolicy: { Name: "unless-stopped" } },
   });
+  const lock = new FakeLock();
   const journal = new FakeJournal();
   const status = new FakeStatus();
+  const lastUpdate = new FakeLastUpdate();
+  const failedImages = new FakeFailedImages();
   const logger = new MemoryLogger();
   const deps: UpdateDeps = {
     docker,
     credentials: { lookup: () => Promise.resolve(null) },
     clock,
     logger,
-    lock: new FakeLock(),
+    lock,
     journal,
     status,
-    lastUpdate: new FakeLastUpdate(),
+    lastUpdate,
+    failedImages,
     pid: 4242,
   };
-  return { docker, deps, journal, status, logger, clock, oldId };
+  return { docker, deps, clock, lock, journal, status, lastUpdate, failedImages, logger, oldId };
 }
 
 export type World = Awaited<ReturnType<typeof world>>;

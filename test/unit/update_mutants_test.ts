@@ -7,7 +7,6 @@
  */
 
 import assert from "node:assert/strict";
-import { loadConfig } from "../../lib/config.ts";
 import {
   describeError,
   DockerError,
@@ -15,7 +14,6 @@ import {
   UpdateFailedError,
   UsageError,
 } from "../../lib/errors.ts";
-import { MemoryLogger } from "../../lib/log.ts";
 import type { StatusFile } from "../../lib/update/report.ts";
 import {
   allowedRepositories,
@@ -23,62 +21,28 @@ import {
   runUpdate,
   type UpdateDeps,
 } from "../../lib/update/run.ts";
-import { FakeDockerEngine, type FakeDockerOptions } from "../fakes/docker.ts";
+import type { FakeDockerOptions } from "../fakes/docker.ts";
+import { FakeJournal } from "../fakes/state.ts";
+
 import {
-  FakeClock,
-  FakeFailedImages,
-  FakeJournal,
-  FakeLastUpdate,
-  FakeLock,
-  FakeStatus,
-} from "../fakes/state.ts";
+  BROKEN,
+  config as sharedConfig,
+  REPO,
+  V1,
+  V2,
+  type World,
+  world as sharedWorld,
+} from "../support/update_world.ts";
 
-const REPO = "registry.example.com/org/bot";
-const V1 = `${REPO}:1`;
-const V2 = `${REPO}:2`;
-const BROKEN = `${REPO}:broken`;
-
+/** This file's bot: a stable window of 2 s and 10 s for health (the shared world's 10 s and 60 s). */
 function config(overrides: Record<string, unknown> = {}) {
-  return loadConfig({
-    env: {},
-    readTextFile: () => null,
-    flags: { container: "bot", stableSeconds: 2, healthTimeoutSeconds: 10, ...overrides },
-  });
+  return sharedConfig({ stableSeconds: 2, healthTimeoutSeconds: 10, ...overrides });
 }
 
-async function world(options: FakeDockerOptions = {}) {
-  const clock = new FakeClock();
-  const docker = new FakeDockerEngine({ now: () => clock.now(), ...options });
-  docker.addImage(V1, { Cmd: ["/bin/bot"] });
-  docker.publishImage(V1, { Cmd: ["/bin/bot"] });
-  docker.publishImage(V2, { Cmd: ["/bin/bot", "--v2"] });
-  docker.publishImage(BROKEN, { Cmd: ["/bin/broken"] });
-  const oldId = await docker.runContainer("bot", {
-    Image: V1,
-    HostConfig: { RestartPolicy: { Name: "unless-stopped" } },
-  });
-  const lock = new FakeLock();
-  const journal = new FakeJournal();
-  const status = new FakeStatus();
-  const lastUpdate = new FakeLastUpdate();
-  const failedImages = new FakeFailedImages();
-  const logger = new MemoryLogger();
-  const deps: UpdateDeps = {
-    docker,
-    credentials: { lookup: () => Promise.resolve(null) },
-    clock,
-    logger,
-    lock,
-    journal,
-    status,
-    lastUpdate,
-    failedImages,
-    pid: 4242,
-  };
-  return { docker, deps, clock, lock, journal, status, lastUpdate, failedImages, logger, oldId };
+/** The shared world, V2 started as "/bin/bot --v2" as this file's tests expect. */
+function world(options: FakeDockerOptions = {}) {
+  return sharedWorld(options, { Cmd: ["/bin/bot", "--v2"] });
 }
-
-type World = Awaited<ReturnType<typeof world>>;
 
 async function bot(w: World) {
   const info = await w.docker.inspectContainer("bot");
