@@ -212,9 +212,9 @@ Deno.test("--rollback whose previous image was removed fails, names it, and touc
   assert.equal(w.docker.callsTo("pullImage").length, 1, "--rollback pulls nothing");
 });
 
-Deno.test("--rollback to an untagged image whose name now means another image fails and touches nothing", async () => {
+/** The bot ran the repository's default tag, named without one (image v1Id), and was updated to V2. */
+async function untaggedBotUpdatedToV2() {
   const w = await world();
-  // The bot runs the repository's default tag, named without one.
   await w.docker.removeContainer(w.oldId, { force: true });
   const v1Id = w.docker.addImage(REPO, { Cmd: ["/bin/bot", "--untagged"] });
   await w.docker.runContainer("bot", { Image: REPO });
@@ -222,6 +222,11 @@ Deno.test("--rollback to an untagged image whose name now means another image fa
     (await runUpdate(w.deps, config(), { image: V2, source: "cli" })).outcome,
     "updated",
   );
+  return { w, v1Id };
+}
+
+Deno.test("--rollback to an untagged image whose name now means another image fails and touches nothing", async () => {
+  const { w, v1Id } = await untaggedBotUpdatedToV2();
   // A new build under the same name arrives on the host.
   w.docker.publishImage(REPO, { Cmd: ["/bin/bot", "--rebuilt"] });
   await w.docker.pullImage(REPO);
@@ -750,14 +755,7 @@ Deno.test("an update whose old image is gone from the host still recreates the c
 });
 
 Deno.test("--rollback to an untagged image whose name still means it goes back", async () => {
-  const w = await world();
-  await w.docker.removeContainer(w.oldId, { force: true });
-  const v1Id = w.docker.addImage(REPO, { Cmd: ["/bin/bot", "--untagged"] });
-  await w.docker.runContainer("bot", { Image: REPO });
-  assert.equal(
-    (await runUpdate(w.deps, config(), { image: V2, source: "cli" })).outcome,
-    "updated",
-  );
+  const { w, v1Id } = await untaggedBotUpdatedToV2();
   const back = await runUpdate(w.deps, config(), { rollback: true, source: "cli" });
   assert.equal(back.outcome, "updated", back.error ?? "");
   assert.equal((await bot(w)).imageId, v1Id);
