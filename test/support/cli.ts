@@ -4,6 +4,7 @@
  * else `deno run <the compile permissions> main.ts`.
  */
 
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { RUN_FLAGS } from "../../lib/runtime_flags.ts";
 
@@ -63,4 +64,29 @@ export function spawnCli(args: string[], options: CliOptions = {}): Deno.ChildPr
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+}
+
+/**
+ * A host for one CLI run in a new temporary folder: empty data, logs and state folders, a
+ * config file of `{}`, and the flags that point the CLI at them. The caller removes `dir`.
+ */
+export async function tempHost(prefix: string) {
+  const dir = await Deno.makeTempDir({ prefix });
+  const dataDir = join(dir, "data");
+  const logDir = join(dir, "logs");
+  const stateDir = join(dir, "state");
+  for (const d of [dataDir, logDir, stateDir]) await Deno.mkdir(d);
+  const configFile = join(dir, "config.json");
+  await Deno.writeTextFile(configFile, "{}");
+  const args = [
+    "--config",
+    configFile,
+    "--data-dir",
+    dataDir,
+    "--log-dir",
+    logDir,
+    "--state-dir",
+    stateDir,
+  ];
+  return { dir, dataDir, logDir, stateDir, configFile, args };
 }

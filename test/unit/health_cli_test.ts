@@ -6,28 +6,15 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli } from "../support/cli.ts";
+import { runCli, tempHost } from "../support/cli.ts";
 
 Deno.test("health --no-fix logs its check but writes no metrics", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "hyperbot-health-cli-" });
+  const { dir, logDir, stateDir, args } = await tempHost("hyperbot-health-cli-");
   try {
-    const dataDir = join(dir, "data");
-    const logDir = join(dir, "logs");
-    const stateDir = join(dir, "state");
-    for (const d of [dataDir, logDir, stateDir]) await Deno.mkdir(d);
-    const configFile = join(dir, "config.json");
-    await Deno.writeTextFile(configFile, "{}");
     const out = await runCli([
       "health",
       "--no-fix",
-      "--config",
-      configFile,
-      "--data-dir",
-      dataDir,
-      "--log-dir",
-      logDir,
-      "--state-dir",
-      stateDir,
+      ...args,
       "--docker-host",
       `unix://${join(dir, "no-docker.sock")}`,
     ]);

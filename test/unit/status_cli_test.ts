@@ -6,18 +6,15 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli } from "../support/cli.ts";
+import { runCli, tempHost } from "../support/cli.ts";
 
 // deno-lint-ignore no-control-regex
 const RAW_ESCAPE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 const TITLE = "\u001b]0;owned\u0007\u001b[2J";
 
 async function hostileSetup() {
-  const dir = await Deno.makeTempDir({ prefix: "hyperbot-status-cli-" });
-  const dataDir = join(dir, "data");
-  const logDir = join(dir, "logs");
-  const stateDir = join(dir, "state");
-  for (const d of [dataDir, logDir, stateDir]) await Deno.mkdir(d);
+  const host = await tempHost("hyperbot-status-cli-");
+  const { dir, dataDir, logDir, stateDir } = host;
   // Root's record: its error and image can quote what a registry or the container printed.
   await Deno.writeTextFile(
     join(stateDir, "last-result.json"),
@@ -54,17 +51,8 @@ async function hostileSetup() {
     join(logDir, "monitor.log"),
     `INFO  watch: started\nERROR watch: ${TITLE}\u009b31m\u202eevil\n`,
   );
-  const configFile = join(dir, "config.json");
-  await Deno.writeTextFile(configFile, "{}");
   const args = [
-    "--config",
-    configFile,
-    "--data-dir",
-    dataDir,
-    "--log-dir",
-    logDir,
-    "--state-dir",
-    stateDir,
+    ...host.args,
     "--docker-host",
     `unix://${join(dir, "no-docker.sock")}`,
   ];

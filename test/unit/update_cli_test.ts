@@ -6,27 +6,10 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli } from "../support/cli.ts";
+import { runCli, tempHost } from "../support/cli.ts";
 
-async function setup() {
-  const dir = await Deno.makeTempDir({ prefix: "hyperbot-update-cli-" });
-  const dataDir = join(dir, "data");
-  const logDir = join(dir, "logs");
-  const stateDir = join(dir, "state");
-  for (const d of [dataDir, logDir, stateDir]) await Deno.mkdir(d);
-  const configFile = join(dir, "config.json");
-  await Deno.writeTextFile(configFile, "{}");
-  const args = [
-    "--config",
-    configFile,
-    "--data-dir",
-    dataDir,
-    "--log-dir",
-    logDir,
-    "--state-dir",
-    stateDir,
-  ];
-  return { dir, dataDir, stateDir, args };
+function setup() {
+  return tempHost("hyperbot-update-cli-");
 }
 
 async function exists(path: string): Promise<boolean> {
