@@ -10,7 +10,7 @@ import type { Config } from "../config.ts";
 import { reportOfJournal, type StepName, type StepRecord, type UpdateReport } from "./report.ts";
 import { publishResult, recordLastUpdate } from "./result.ts";
 import { DowntimeMeter, meteredContainers } from "./downtime.ts";
-import { finishForward, rollBackContainers } from "./rollback.ts";
+import { finishForward, goneText, OldContainerGoneError, rollBackContainers } from "./rollback.ts";
 import type { UpdateDeps } from "./run.ts";
 import { verifyOptions } from "./verify.ts";
 
@@ -94,10 +94,18 @@ export async function recoverLocked(
     error = `interrupted during step '${j.step}'; nothing was changed`;
   } else {
     j.steps.push(record);
-    const verdict = await rollBackContainers(ops, j, verifyOptions(config));
-    outcome = verdict.ok ? "rolled_back" : "failed";
-    error = `interrupted during step '${j.step}'; rolled back to ${j.previousImage}` +
-      (verdict.ok ? "" : `, but the old container failed: ${verdict.reason}`);
+    try {
+      const verdict = await rollBackContainers(ops, j, verifyOptions(config));
+      outcome = verdict.ok ? "rolled_back" : "failed";
+      error = `interrupted during step '${j.step}'; rolled back to ${j.previousImage}` +
+        (verdict.ok ? "" : `, but the old container failed: ${verdict.reason}`);
+    } catch (err) {
+      // Nothing to roll back to, now or ever: end the update rather than retry it for ever.
+      if (!(err instanceof OldContainerGoneError)) throw err;
+      outcome = "failed";
+      error = `interrupted during step '${j.step}'; ${goneText(err)}`;
+      log.error("cannot roll back: the old container is gone", { ...fields, error });
+    }
   }
   const finishedAt = now();
   record.finishedAt = finishedAt;

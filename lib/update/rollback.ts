@@ -7,7 +7,7 @@
  */
 
 import type { ContainerInfo, Containers } from "../docker.ts";
-import { UpdateFailedError } from "../errors.ts";
+import { errorText, UpdateFailedError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { JournalEntry } from "./report.ts";
 import type { Clock } from "../state.ts";
@@ -15,6 +15,19 @@ import { type Verdict, verifyContainer, type VerifyOptions } from "./verify.ts";
 
 /** How many lines of a failed container's output go to update.log. */
 export const FAILED_LOG_LINES = 50;
+
+/**
+ * The old container is gone (someone removed it during the update): there is nothing to roll
+ * back to, and no later try can change that. The update ends as failed and its journal is
+ * cleared, rather than kept for a retry that would fail the same way for ever (and keep the
+ * watcher from ever getting past its start).
+ */
+export class OldContainerGoneError extends UpdateFailedError {}
+
+/** The text a report keeps of it: the status file has no hint field, so the hint goes along. */
+export function goneText(err: OldContainerGoneError): string {
+  return err.hint ? `${errorText(err)} (${err.hint})` : errorText(err);
+}
 
 export interface ContainerOps {
   docker: Containers;
@@ -35,8 +48,9 @@ export interface ContainerOps {
  * the old one its name and restart policy back, and, if it was running before the update,
  * waits out a stop still in progress, starts it and verifies it like a new one.
  * Returns the verdict on the old container (ok when it was not running before).
- * Throws when the old container is gone (after keeping the new one running under the bot's
- * name, so something runs) and on Docker errors (the journal then stays for another try).
+ * Throws OldContainerGoneError when the old container is gone (after keeping the new one
+ * running under the bot's name, so something runs), and on Docker errors (the journal then
+ * stays for another try).
  */
 export async function rollBackContainers(
   ops: ContainerOps,
@@ -52,7 +66,7 @@ export async function rollBackContainers(
       if (fresh.name !== j.container) await docker.renameContainer(fresh.id, j.container);
       if (!fresh.running) await docker.startContainer(fresh.id);
     }
-    throw new UpdateFailedError(
+    throw new OldContainerGoneError(
       fresh
         ? "the old container was removed by someone else during the update; the new one was kept running"
         : "the old container was removed by someone else during the update, and there is no new one",

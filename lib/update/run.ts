@@ -43,7 +43,7 @@ import {
 } from "./report.ts";
 import { recoverLocked } from "./recover.ts";
 import { publishResult, recordLastUpdate } from "./result.ts";
-import { rollBackContainers } from "./rollback.ts";
+import { goneText, OldContainerGoneError, rollBackContainers } from "./rollback.ts";
 import { DowntimeMeter, meteredContainers } from "./downtime.ts";
 import type {
   Clock,
@@ -527,6 +527,13 @@ class UpdateRun {
         { journalBestEffort: true },
       );
     } catch (err) {
+      if (err instanceof OldContainerGoneError) {
+        // Nothing to roll back to, now or ever: the update ends here and its journal goes.
+        return await this.finish(
+          "failed",
+          new UpdateFailedError(`${errorText(cause)}; rollback failed: ${goneText(err)}`),
+        );
+      }
       // The journal stays: the watcher (or the next update) finishes the rollback.
       this.log.error("rollback did not complete; the journal keeps what is left to do", {
         error: errorText(err),

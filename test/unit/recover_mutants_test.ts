@@ -5,7 +5,6 @@
  */
 
 import assert from "node:assert/strict";
-import { UpdateFailedError } from "../../lib/errors.ts";
 import { recoverFromJournal, recoverLocked } from "../../lib/update/recover.ts";
 import { runUpdate, type UpdateDeps } from "../../lib/update/run.ts";
 import { FakeLock } from "../fakes/state.ts";
@@ -22,25 +21,53 @@ import {
 
 // ---- the old container removed by someone else ---------------------------------------------
 
-Deno.test("when someone removed the old container before the swap, recovery gives the new one the bot's name and runs it", async () => {
+Deno.test("when someone removed the old container before the swap, recovery gives the new one the bot's name, runs it, and ends the update", async () => {
   const w = await world();
   // Killed before the stop: the new container still has the temporary name and never ran.
   const restarted = await killAt(w, V2, "stop");
   const fresh = w.journal.entry!.newContainerId!;
   assert.equal(w.docker.peek(fresh)?.Name, "/bot-updating");
   await w.docker.removeContainer(w.oldId, { force: true });
-  await assert.rejects(recoverFromJournal(restarted, config()), (err: unknown) => {
-    assert.ok(err instanceof UpdateFailedError, `expected UpdateFailedError, got ${err}`);
-    assert.match(err.message, /removed by someone else during the update; the new one was kept/);
-    // What main.ts prints for the operator: the container, and what to do next.
-    assert.equal(err.object, "bot");
-    assert.equal(err.hint, "check the bot with 'docker ps -a' and start it by hand if needed");
-    return true;
-  });
+  const report = await recoverFromJournal(restarted, config());
+  assert.equal(report?.outcome, "failed");
+  // The status file keeps only the error text: what happened and what to do are both in it.
+  assert.equal(
+    report?.error,
+    "interrupted during step 'stop'; the old container was removed by someone else during the " +
+      "update; the new one was kept running, 'bot' (check the bot with 'docker ps -a' and start " +
+      "it by hand if needed)",
+  );
+  assert.equal(w.status.current?.state, "failed");
   const bot = await w.docker.inspectContainer("bot");
   assert.equal(bot?.id, fresh, "the new container carries the bot's name");
   assert.ok(bot?.running, "and runs");
   assert.deepEqual(w.docker.containerNames(), ["bot"]);
+  // Nothing is left to retry: a retry could only fail the same way, for ever.
+  assert.equal(w.journal.entry, null);
+  assert.equal(await recoverFromJournal(restarted, config()), null);
+});
+
+Deno.test("a rollback that finds the old container gone is not retried for ever: the update fails and the next one runs", async () => {
+  const w = await world({ exitAfterStart: new Map([[BROKEN, 1]]) });
+  const removeOld = w.docker.stopContainer.bind(w.docker);
+  // Someone removes the old container while the update stops it.
+  w.docker.stopContainer = async (id, options) => {
+    await removeOld(id, options);
+    if (id === w.oldId) await w.docker.removeContainer(id, { force: true });
+  };
+  const report = await runUpdate(w.deps, config(), { image: BROKEN, source: "cli" });
+  w.docker.stopContainer = removeOld;
+  assert.equal(report.outcome, "failed");
+  assert.match(
+    report.error ?? "",
+    /; rollback failed: the old container was removed by someone else during the update; the new one was kept running, 'bot' \(check the bot with 'docker ps -a'/,
+  );
+  assert.equal(w.journal.entry, null, "the journal is cleared: nothing is left to roll back to");
+  const next = await runUpdate(w.deps, config(), { image: V2, source: "cli" });
+  assert.equal(next.outcome, "updated", next.error ?? "");
+  const bot = await w.docker.inspectContainer("bot");
+  assert.equal(bot?.imageRef, V2);
+  assert.ok(bot?.running);
 });
 
 // ---- a journal that names the bot's container as the new one --------------------------------
