@@ -96,6 +96,16 @@ export function errorText(err: unknown, depth = 0): string {
   return `${err.message}${object}${why}`;
 }
 
+/**
+ * The text a report keeps of an error that ended an update: errorText, and the hint in
+ * parentheses. A report (the status file, history, `update` output, notifications) has one error
+ * text and no hint line, and the hint is what tells the operator (or the bot's page) what to do.
+ */
+export function errorWithHint(err: unknown): string {
+  const hint = err instanceof OpsError ? err.hint : undefined;
+  return hint ? `${errorText(err)} (${hint})` : errorText(err);
+}
+
 /** What main.ts prints and returns for an error: its text, its hint, its exit code. */
 export function describeError(err: unknown): { message: string; hint?: string; exitCode: number } {
   if (err instanceof OpsError) {

@@ -7,10 +7,11 @@
 
 import { pinAfterUpdate } from "../compose/pin.ts";
 import type { Config } from "../config.ts";
+import { errorWithHint } from "../errors.ts";
 import { reportOfJournal, type StepName, type StepRecord, type UpdateReport } from "./report.ts";
 import { publishResult, recordLastUpdate } from "./result.ts";
 import { DowntimeMeter, meteredContainers } from "./downtime.ts";
-import { finishForward, goneText, OldContainerGoneError, rollBackContainers } from "./rollback.ts";
+import { finishForward, OldContainerGoneError, rollBackContainers } from "./rollback.ts";
 import type { UpdateDeps } from "./run.ts";
 import { verifyOptions } from "./verify.ts";
 
@@ -103,7 +104,7 @@ export async function recoverLocked(
       // Nothing to roll back to, now or ever: end the update rather than retry it for ever.
       if (!(err instanceof OldContainerGoneError)) throw err;
       outcome = "failed";
-      error = `interrupted during step '${j.step}'; ${goneText(err)}`;
+      error = `interrupted during step '${j.step}'; ${errorWithHint(err)}`;
       log.error("cannot roll back: the old container is gone", { ...fields, error });
     }
   }

@@ -7,7 +7,7 @@
  */
 
 import type { ContainerInfo, Containers } from "../docker.ts";
-import { errorText, UpdateFailedError } from "../errors.ts";
+import { UpdateFailedError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { JournalEntry } from "./report.ts";
 import type { Clock } from "../state.ts";
@@ -23,11 +23,6 @@ export const FAILED_LOG_LINES = 50;
  * watcher from ever getting past its start).
  */
 export class OldContainerGoneError extends UpdateFailedError {}
-
-/** The text a report keeps of it: the status file has no hint field, so the hint goes along. */
-export function goneText(err: OldContainerGoneError): string {
-  return err.hint ? `${errorText(err)} (${err.hint})` : errorText(err);
-}
 
 export interface ContainerOps {
   docker: Containers;

@@ -12,6 +12,7 @@ import type { ContainerInfo, CredentialStore, DockerEngine, PullProgress } from 
 import {
   DockerError,
   errorText,
+  errorWithHint,
   NothingToDoError,
   RejectedError,
   UpdateFailedError,
@@ -43,7 +44,7 @@ import {
 } from "./report.ts";
 import { recoverLocked } from "./recover.ts";
 import { publishResult, recordLastUpdate } from "./result.ts";
-import { goneText, OldContainerGoneError, rollBackContainers } from "./rollback.ts";
+import { OldContainerGoneError, rollBackContainers } from "./rollback.ts";
 import { DowntimeMeter, meteredContainers } from "./downtime.ts";
 import type {
   Clock,
@@ -531,7 +532,7 @@ class UpdateRun {
         // Nothing to roll back to, now or ever: the update ends here and its journal goes.
         return await this.finish(
           "failed",
-          new UpdateFailedError(`${errorText(cause)}; rollback failed: ${goneText(err)}`),
+          new UpdateFailedError(`${errorText(cause)}; rollback failed: ${errorWithHint(err)}`),
         );
       }
       // The journal stays: the watcher (or the next update) finishes the rollback.
@@ -577,7 +578,7 @@ class UpdateRun {
     const report = this.report(
       outcome,
       this.deps.clock.now().toISOString(),
-      err === null ? null : errorText(err),
+      err === null ? null : errorWithHint(err),
     );
     if (!options.keepJournal && this.journal.oldContainerId) {
       this.journal.finished = true;

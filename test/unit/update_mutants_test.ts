@@ -180,7 +180,8 @@ for (const taken of ["bot-updating", "bot-previous"]) {
     assert.equal(report.outcome, "failed");
     assert.equal(
       report.error,
-      `a container already has the name an update needs, '${taken}'`,
+      `a container already has the name an update needs, '${taken}' ` +
+        `(look at it with 'docker inspect ${taken}' and remove it if it is not needed)`,
     );
     assert.equal(w.status.current?.state, "failed");
     assert.equal(w.docker.callsTo("pullImage").length, 0, "nothing pulled");
@@ -206,7 +207,12 @@ Deno.test("--rollback whose previous image was removed fails, names it, and touc
   w.docker.images.delete(v1Id);
   const report = await runUpdate(w.deps, config(), { rollback: true, source: "cli" });
   assert.equal(report.outcome, "failed");
-  assert.equal(report.error, `the previous image is no longer present, '${V1} (${v1Id})'`);
+  // The hint reaches the report (the status file and `update` have no other place for it).
+  assert.equal(
+    report.error,
+    `the previous image is no longer present, '${V1} (${v1Id})' ` +
+      `(pull it and run 'hyperbot-ops update ${V1}')`,
+  );
   assert.equal((await bot(w)).id, running.id, "the bot is not recreated");
   assert.equal(w.docker.callsTo("createContainer").length, 1, "only the first update created");
   assert.equal(w.docker.callsTo("pullImage").length, 1, "--rollback pulls nothing");
@@ -234,7 +240,11 @@ Deno.test("--rollback to an untagged image whose name now means another image fa
   const running = await bot(w);
   const report = await runUpdate(w.deps, config(), { rollback: true, source: "cli" });
   assert.equal(report.outcome, "failed");
-  assert.equal(report.error, `the previous image's name now means another image, '${REPO}'`);
+  assert.equal(
+    report.error,
+    `the previous image's name now means another image, '${REPO}' ` +
+      "(run 'hyperbot-ops update <image>' with the version to go back to)",
+  );
   assert.equal((await bot(w)).id, running.id);
   assert.equal(w.docker.callsTo("tagImage").length, 0, "no tag is moved for a name without one");
 });
