@@ -32,9 +32,7 @@ export function unrecreatableReasons(old: ContainerInspect): string[] {
     reasons.push("it belongs to a swarm service; update the service with `docker service update`");
   }
   if (old.State.Paused) reasons.push("it is paused; unpause it first");
-  if (old.State.Restarting) {
-    // A crash-looping bot can still be updated; a restarting one is only refused while we cannot stop it cleanly.
-  }
+  // A restarting (crash-looping) bot is not refused: the update may be what fixes it.
   for (const mount of old.HostConfig.Mounts ?? []) {
     if (mount.Type === "volume" && !mount.Source && !findMountName(old, mount.Target)) {
       reasons.push(

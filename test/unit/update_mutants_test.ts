@@ -194,6 +194,16 @@ for (const taken of ["bot-updating", "bot-previous"]) {
   });
 }
 
+Deno.test("a crash-looping bot is not refused: the update replaces it", async () => {
+  const w = await world({ crashLoop: V1 });
+  assert.ok((await bot(w)).restarting, "the old bot restarts over and over");
+  const report = await runUpdate(w.deps, config(), { image: V2, source: "cli" });
+  assert.equal(report.outcome, "updated", report.error ?? "");
+  const b = await bot(w);
+  assert.equal(b.imageRef, V2);
+  assert.ok(b.running);
+});
+
 // ---- --rollback's checks -------------------------------------------------------------------
 
 Deno.test("--rollback whose previous image was removed fails, names it, and touches nothing", async () => {
