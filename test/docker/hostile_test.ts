@@ -13,7 +13,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { spawnCli } from "../support/cli.ts";
+import { type Running, startCli } from "../support/cli.ts";
 import { eventually } from "../support/wait.ts";
 import {
   countOpens,
@@ -69,56 +69,10 @@ async function setup(label: string): Promise<Setup> {
   };
 }
 
-interface Watch {
-  child: Deno.ChildProcess;
-  output(): string;
-  exited: Promise<Deno.CommandStatus>;
-  /** SIGTERM; resolves with the exit code (-1: hung, killed after 10 s) and the time it took. */
-  stop(): Promise<{ code: number; ms: number }>;
-}
+type Watch = Running;
 
 function startWatch(s: Setup): Watch {
-  const child = spawnCli(s.args);
-  let text = "";
-  const drain = async (stream: ReadableStream<Uint8Array>) => {
-    const decoder = new TextDecoder();
-    for await (const chunk of stream) {
-      text = (text + decoder.decode(chunk, { stream: true })).slice(-100_000);
-    }
-  };
-  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
-  const exited = child.status.then(async (st) => {
-    await drained;
-    return st;
-  });
-  return {
-    child,
-    output: () => text,
-    exited,
-    async stop() {
-      const at = performance.now();
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // Already gone.
-      }
-      // A watcher that hangs is killed after 10 s, so the test fails instead of hanging.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const hung = new Promise<null>((r) => timer = setTimeout(() => r(null), 10_000));
-      const st = await Promise.race([child.status, hung]);
-      clearTimeout(timer);
-      const ms = performance.now() - at;
-      if (st === null) {
-        try {
-          child.kill("SIGKILL");
-        } catch {
-          // Gone meanwhile.
-        }
-      }
-      await exited;
-      return { code: st?.code ?? -1, ms };
-    },
-  };
+  return startCli(s.args, { keep: 100_000 });
 }
 
 async function ready(s: Setup, w: Watch): Promise<void> {
@@ -178,7 +132,8 @@ async function claimed(s: Setup): Promise<void> {
 }
 
 async function assertStopsInTime(w: Watch): Promise<void> {
-  const { code, ms } = await w.stop();
+  // A watcher that hangs is killed after 10 s, so the test fails instead of hanging.
+  const { code, ms } = await w.stop(10_000);
   assert.equal(code, 0, w.output().slice(-3_000));
   // The promise is 2 s; the margin is for a loaded test machine, not for the watcher.
   assert.ok(ms < 4_000, `SIGTERM took ${Math.round(ms)} ms`);

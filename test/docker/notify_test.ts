@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { runCommand } from "../../lib/adapters/run_command.ts";
 import type { StatusFile } from "../../lib/update/report.ts";
 import type { Heartbeat } from "../../lib/watch/heartbeat.ts";
-import { spawnCli } from "../support/cli.ts";
+import { startCli } from "../support/cli.ts";
 import {
   IMAGES,
   REPOSITORY,
@@ -98,7 +98,7 @@ Deno.test(
         timeoutMs: 120_000,
       },
     );
-    const child = spawnCli([
+    const watch = startCli([
       "watch",
       "--config",
       join(base, "config.json"),
@@ -117,18 +117,9 @@ Deno.test(
       "--keep-images",
       "50",
     ], { env: { DOCKER_CONFIG: TEST_DOCKER_CONFIG, NO_PROXY: "127.0.0.1,localhost" } });
-    let output = "";
-    const drained = (async () => {
-      const decoder = new TextDecoder();
-      for await (const chunk of child.stderr) {
-        output = (output + decoder.decode(chunk)).slice(
-          -50_000,
-        );
-      }
-    })();
     const describe = async () =>
       `status: ${await Deno.readTextFile(join(dataDir, ".update_status.json")).catch(String)}\n` +
-      `outbox: ${JSON.stringify(await outbox())}\nwatch output:\n${output.slice(-4000)}`;
+      `outbox: ${JSON.stringify(await outbox())}\nwatch output:\n${watch.output().slice(-4000)}`;
     const outbox = async () => {
       const out: { channel: string; attempts: number }[] = [];
       try {
@@ -147,7 +138,7 @@ Deno.test(
     try {
       await eventually("watch ready", async () => {
         const hb = await readJson<Heartbeat>(join(stateDir, "heartbeat.json"));
-        return hb?.pid === child.pid && hb.state === "idle";
+        return hb?.pid === watch.child.pid && hb.state === "idle";
       }, { timeoutMs: 60_000, describe });
       await Deno.writeTextFile(
         join(dataDir, ".update_trigger"),
@@ -240,14 +231,7 @@ Deno.test(
         await server.shutdown();
       }
     } finally {
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // Already gone.
-      }
-      await child.status;
-      await child.stdout.cancel().catch(() => {});
-      await drained.catch(() => {});
+      await watch.stop();
       for (const r of Object.values(receivers)) await r.close();
       for (const n of [name, `${name}-previous`, `${name}-updating`]) {
         await runCommand("docker", ["rm", "-f", n], { timeoutMs: 60_000 }).catch(() => {});

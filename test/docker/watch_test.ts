@@ -14,7 +14,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { spawnCli } from "../support/cli.ts";
+import { type Running, startCli } from "../support/cli.ts";
 import { eventually, pathExists as exists, sleep } from "../support/wait.ts";
 import { runCommand } from "../../lib/adapters/run_command.ts";
 import { STEPS } from "../../lib/update/report.ts";
@@ -103,50 +103,16 @@ async function startBot(label: string, image = `${REPO}:v1`, runArgs: string[] =
   };
 }
 
-interface Watch {
-  child: Deno.ChildProcess;
-  output(): string;
-  /** SIGTERM, then the exit code. */
-  stop(): Promise<number>;
-  /** Resolves with the exit status when the process ends by itself. */
-  exited: Promise<Deno.CommandStatus>;
-}
+type Watch = Running;
 
 /** Starts `watch` for the bot; if it cannot even be spawned, removes the bot and throws. */
 async function startWatch(bot: Bot, env: Record<string, string> = {}): Promise<Watch> {
-  let child: Deno.ChildProcess;
   try {
-    child = spawnCli(bot.args, { env: { DOCKER_CONFIG, ...env } });
+    return startCli(bot.args, { env: { DOCKER_CONFIG, ...env } });
   } catch (err) {
     await bot.cleanup();
     throw err;
   }
-  let text = "";
-  const drain = async (stream: ReadableStream<Uint8Array>) => {
-    const decoder = new TextDecoder();
-    for await (const chunk of stream) {
-      // Keep the tail only: a flood test must not grow the test's memory either.
-      text = (text + decoder.decode(chunk, { stream: true })).slice(-200_000);
-    }
-  };
-  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
-  const exited = child.status.then(async (s) => {
-    await drained;
-    return s;
-  });
-  return {
-    child,
-    output: () => text,
-    exited,
-    async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // Already gone.
-      }
-      return (await exited).code;
-    },
-  };
 }
 
 /** Waits until the watcher has recovered and is idle (its heartbeat says so). */
@@ -251,7 +217,7 @@ Deno.test(
       assert.equal((await Deno.stat(bot.statusPath)).mode! & 0o777, 0o644);
       assert.deepEqual(await claimedEntries(bot), []);
       assert.equal(await exists(join(bot.stateDir, "journal.json")), false);
-      assert.equal(await watch.stop(), 0);
+      assert.equal((await watch.stop()).code, 0);
       const monitor = await Deno.readTextFile(join(bot.logDir, "monitor.log"));
       assert.match(monitor, /update requested by trigger/);
       assert.match(monitor, /update updated/);
@@ -412,7 +378,7 @@ Deno.test(
       await writeTrigger(bot, `${REPO}:v2\n`);
       const s = await finalStatus(bot, last, watch);
       assert.equal(s.state, "succeeded");
-      assert.equal(await watch.stop(), 0);
+      assert.equal((await watch.stop()).code, 0);
       const monitor = await Deno.readTextFile(join(bot.logDir, "monitor.log"));
       assert.equal(monitor.match(/trigger rejected/g)?.length, cases.length);
     } finally {
@@ -447,7 +413,7 @@ Deno.test("a flood of triggers neither crashes the watcher nor fills the log", o
       const s = await status(bot);
       return s?.state === "succeeded" ? s : null;
     });
-    assert.equal(await watch.stop(), 0);
+    assert.equal((await watch.stop()).code, 0);
     const monitor = await Deno.readTextFile(join(bot.logDir, "monitor.log"));
     const rejectedLines = monitor.match(/trigger rejected/g)?.length ?? 0;
     assert.ok(rejectedLines >= 1 && rejectedLines <= 20, `${rejectedLines} rejection lines`);
@@ -478,7 +444,7 @@ Deno.test("SIGTERM during an update lets it finish before exit", opts, async () 
       },
       { timeoutMs: 30_000, describe: () => seen(bot, watch) },
     );
-    const code = await watch.stop();
+    const { code } = await watch.stop();
     assert.equal(code, 0, `exit code; SIGTERM came at ${during.state}\n${watch.output()}`);
     const s = await status(bot);
     assert.equal(s?.state, "succeeded", `SIGTERM came at ${during.state}: ${JSON.stringify(s)}`);
@@ -533,7 +499,7 @@ for (const step of STEPS) {
         const expected = s.state === "succeeded" ? `${REPO}:v2` : `${REPO}:v1`;
         assert.equal(running!.image, expected, `the status tells the truth: ${JSON.stringify(s)}`);
         assert.deepEqual(await claimedEntries(bot), [], "the trigger is not run twice");
-        assert.equal(await watch.stop(), 0);
+        assert.equal((await watch.stop()).code, 0);
       } finally {
         await crashing.stop();
         await watch?.stop();
@@ -594,7 +560,7 @@ Deno.test({
         return s?.state === "succeeded" ? s : null;
       }, { timeoutMs: 120_000 });
       assert.equal((await inspect(bot.name))?.image, `${REPO}:v2`);
-      assert.equal(await watch.stop(), 0);
+      assert.equal((await watch.stop()).code, 0);
       assert.match(
         await Deno.readTextFile(join(bot.logDir, "monitor.log")),
         /Docker daemon unreachable/,

@@ -90,3 +90,62 @@ export async function tempHost(prefix: string) {
   ];
   return { dir, dataDir, logDir, stateDir, configFile, args };
 }
+
+/** A CLI process running in the background (`watch`), its output drained as it comes. */
+export interface Running {
+  child: Deno.ChildProcess;
+  /** The tail of what it wrote to stdout and stderr (bounded: a flood test stays small). */
+  output(): string;
+  /** Resolves with the exit status when the process has ended and its output is read. */
+  exited: Promise<Deno.CommandStatus>;
+  /**
+   * SIGTERM; resolves with the exit code and how long the exit took. One that hangs is killed
+   * after `hangMs` (code -1), so the test fails instead of hanging.
+   */
+  stop(hangMs?: number): Promise<{ code: number; ms: number }>;
+}
+
+/** Starts `hyperbot-ops ...args` in the background, keeping the last `keep` characters of its output. */
+export function startCli(args: string[], options: CliOptions & { keep?: number } = {}): Running {
+  const child = spawnCli(args, options);
+  const keep = options.keep ?? 200_000;
+  let text = "";
+  const drain = async (stream: ReadableStream<Uint8Array>) => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) {
+      text = (text + decoder.decode(chunk, { stream: true })).slice(-keep);
+    }
+  };
+  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
+  const exited = child.status.then(async (status) => {
+    await drained;
+    return status;
+  });
+  return {
+    child,
+    output: () => text,
+    exited,
+    async stop(hangMs = 120_000) {
+      const at = performance.now();
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // Already gone.
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const hung = new Promise<null>((r) => timer = setTimeout(() => r(null), hangMs));
+      const status = await Promise.race([child.status, hung]);
+      clearTimeout(timer);
+      const ms = performance.now() - at;
+      if (status === null) {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // Gone meanwhile.
+        }
+      }
+      await exited;
+      return { code: status?.code ?? -1, ms };
+    },
+  };
+}
