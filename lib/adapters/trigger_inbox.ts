@@ -180,7 +180,9 @@ export class FileTriggerInbox implements TriggerInbox {
         await this.removeStaged(older.name, budget);
       }
       if (newest) {
-        if ((await entryAt(join(this.claimDir, newest.stamp))) !== null) {
+        // Already claimed (waiting, or handed to the update): the container planted the name
+        // again, and finishing it would make a second claim with the same stamp.
+        if (await this.isClaimed(newest.stamp)) {
           await this.removeStaged(newest.name, budget);
         } else {
           await this.finishStage(newest.stamp, newest.at, budget);
@@ -216,6 +218,15 @@ export class FileTriggerInbox implements TriggerInbox {
       });
     }
     return claims.sort((a, b) => a.stamp < b.stamp ? -1 : a.stamp > b.stamp ? 1 : 0);
+  }
+
+  /** Whether the claim folder holds a claim with this stamp, waiting or started. */
+  private async isClaimed(stamp: string): Promise<boolean> {
+    if ((await entryAt(join(this.claimDir, stamp))) !== null) return true;
+    for await (const entry of Deno.readDir(this.claimDir)) {
+      if (entry.name.startsWith(`${stamp}.started-`)) return true;
+    }
+    return false;
   }
 
   private pathOf(claim: Claim): string {

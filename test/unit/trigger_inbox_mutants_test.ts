@@ -259,6 +259,23 @@ Deno.test("a staged name whose claim file was already written is removed unread:
   });
 });
 
+Deno.test("a staged name whose claim was already handed to the update is removed unread: no second claim with its stamp", async () => {
+  // The container saw the staged name while the claim was made and planted it again; the
+  // watcher was then killed during the update that claim started.
+  await inWorld(async (w) => {
+    await Deno.mkdir(w.claimDir);
+    await Deno.writeTextFile(join(w.claimDir, `${NEW}.started-1700000000500`), "img:claimed");
+    await Deno.writeTextFile(join(w.dataDir, STAGE_PREFIX + NEW), "img:planted");
+    const claims = await w.inbox.pending();
+    assert.deepEqual(
+      claims.map((c) => [c.stamp, c.startedAt, text(c.content.bytes)]),
+      [[NEW, 1700000000500, "img:claimed"]],
+    );
+    assert.deepEqual(names(w.dataDir), []);
+    assert.deepEqual(names(w.claimDir), [`${NEW}.started-1700000000500`]);
+  });
+});
+
 Deno.test("a staged name that vanishes before it is finished is no error", async () => {
   await inWorld(async (w) => {
     await Deno.writeTextFile(join(w.dataDir, STAGE_PREFIX + OLD), "img:old");
