@@ -9,13 +9,15 @@
  * The races are made deterministic: `Interleaved` is a real RemovalBudget that, when the walk
  * counts its n-th system call (take() is called right before the call it counts), runs the
  * move planned for n, synchronously, before the walk makes that call. The counts are those
- * of the small trees each test builds; each test asserts its move was made.
+ * of the small trees each test builds; each test asserts its move was made. Two windows have no
+ * budget call inside (a failed call, then the open that follows it): there `atNextFailure`
+ * makes the move while the walk classifies the failed call's error.
  */
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { RemovalBudget, removeEntry } from "../../lib/adapters/data_dir.ts";
-import { AT_FDCWD, close, O_RDONLY, openat } from "../../lib/adapters/libc.ts";
+import { AT_FDCWD, close, O_RDONLY, openat, SysError } from "../../lib/adapters/libc.ts";
 import { makeDeepFolder } from "../support/hostile.ts";
 
 /** A RemovalBudget that makes a planned move right before the walk's n-th system call. */
@@ -413,5 +415,74 @@ Deno.test("a long walk hands the event loop a turn within its first 512 counted 
     const atFirstTurn = budget.used;
     assert.deepEqual(await walk, { removed: true });
     assert.ok(atFirstTurn <= 1 + 512, `first turn after ${atFirstTurn} calls`);
+  });
+});
+
+// --- two adjacent calls with no budget call between -----------------------------------------
+
+/**
+ * Makes `move` once, the next time code asks whether an error is a SysError: the walk asks it
+ * right after a failed system call, before it makes the next, and no other code of the walk
+ * runs in between. This is the one point where a test can stand inside such a window; a real
+ * race thread hit it in only a few percent of attempts on a busy machine.
+ */
+function atNextFailure(move: () => void): { made(): boolean; disarm(): void } {
+  let made = false;
+  const disarm = () => {
+    delete (SysError as unknown as Record<symbol, unknown>)[Symbol.hasInstance];
+  };
+  Object.defineProperty(SysError, Symbol.hasInstance, {
+    configurable: true,
+    value: (value: unknown) => {
+      disarm();
+      move();
+      made = true;
+      return value instanceof SysError;
+    },
+  });
+  return { made: () => made, disarm };
+}
+
+// Calls: 1 unlink t (EISDIR); then, with no call counted between, open t.
+Deno.test("a folder moved away between its unlink (EISDIR) and its open counts as removed", async () => {
+  await inTemp(async (base) => {
+    const t = join(base, "t");
+    Deno.mkdirSync(t);
+    let window = { made: () => false, disarm: () => {} };
+    const budget = new Interleaved({
+      1: () => window = atNextFailure(() => Deno.renameSync(t, join(base, "away"))),
+    });
+    try {
+      assert.deepEqual(await removeEntry(base, "t", budget), { removed: true });
+    } finally {
+      window.disarm();
+    }
+    assert.ok(window.made());
+    assert.equal(budget.used, 1, "the walk never began: nothing was there to open");
+    assert.ok(Deno.lstatSync(join(base, "away")).isDirectory);
+  });
+});
+
+// Calls: 1 unlink t, 2 rewind t, 3 read t, 4 rmdir t (ENOTEMPTY); then, with no call counted
+// between, open t again.
+Deno.test("a folder refilled before its rmdir and moved away before it is opened again counts as removed", async () => {
+  await inTemp(async (base) => {
+    const t = join(base, "t");
+    Deno.mkdirSync(t);
+    let window = { made: () => false, disarm: () => {} };
+    const budget = new Interleaved({
+      4: () => {
+        Deno.writeTextFileSync(join(t, "again"), "x");
+        window = atNextFailure(() => Deno.renameSync(t, join(base, "away")));
+      },
+    });
+    try {
+      assert.deepEqual(await removeEntry(base, "t", budget), { removed: true });
+    } finally {
+      window.disarm();
+    }
+    assert.ok(window.made());
+    assert.equal(budget.used, 4, "the folder was not walked again");
+    assert.equal(Deno.readTextFileSync(join(base, "away", "again")), "x");
   });
 });
