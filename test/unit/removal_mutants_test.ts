@@ -338,15 +338,16 @@ Deno.test("the folder filled again right before its rmdir, with no handle left t
   });
 });
 
-Deno.test("an empty folder even root may not remove is left at once, and the reason names the refusal", async () => {
+Deno.test("a folder made unremovable right before its own rmdir is left at once, with the refusal as the reason", async () => {
   await inTemp(async (base) => {
     const t = join(base, "t");
     Deno.mkdirSync(t);
-    chattr("+i", t);
+    const budget = new Interleaved({ 4: () => chattr("+i", t) }, 300);
     try {
-      const budget = new RemovalBudget(300, 60_000);
       const result = await removeEntry(base, "t", budget);
       assert.deepEqual(result, { removed: false, reason: `unlink '${t}': EPERM` });
+      assert.deepEqual(budget.made, [4]);
+      assert.equal(budget.used, 4, "not walked again: rmdir refused it for good");
       assert.ok(Deno.lstatSync(t).isDirectory);
     } finally {
       chattr("-i", t);
@@ -402,6 +403,23 @@ Deno.test("a removal left unfinished keeps no folder handle open", async () => {
     const result = await removeEntry(base, "t", new RemovalBudget(4, 60_000));
     assert.deepEqual(result, { removed: false, reason: TOO_MANY });
     assert.equal(openHandles(), before);
+  });
+});
+
+Deno.test("a removal left unfinished closes its folder handle even when that is handle 0 (stdin closed)", async () => {
+  await inTemp(async (base) => {
+    Deno.mkdirSync(join(base, "t"));
+    Deno.writeTextFileSync(join(base, "t", "f"), "x");
+    close(0); // as a daemon started with stdin closed: the walk's first handle is 0
+    let result;
+    try {
+      result = await removeEntry(base, "t", new RemovalBudget(3, 60_000));
+    } finally {
+      const stillOpen = exists("/proc/self/fd/0");
+      if (!stillOpen) assert.equal(openat(AT_FDCWD, "/dev/null", O_RDONLY), 0);
+      assert.equal(stillOpen, false, "handle 0 left open");
+    }
+    assert.deepEqual(result, { removed: false, reason: TOO_MANY });
   });
 });
 
