@@ -237,9 +237,18 @@ export async function removeEntry(
   try {
     fd = openat(AT_FDCWD, top, DIR_FLAGS);
   } catch (err) {
-    // Swapped for something else since: try once more as a plain entry.
     if (isNotFound(err)) return { removed: true };
-    return { removed: false, reason: describe(err) };
+    const c = code(err);
+    if (c !== "ENOTDIR" && c !== "ELOOP") return { removed: false, reason: describe(err) };
+    // Swapped for a file or a link since: try once more as a plain entry.
+    try {
+      budget.take();
+      unlinkat(AT_FDCWD, top, 0);
+      return { removed: true };
+    } catch (again) {
+      if (isNotFound(again)) return { removed: true };
+      return { removed: false, reason: describe(again) };
+    }
   }
   const buf = new Uint8Array(DIRENT_BUFFER);
   // The folders walked down through: their names in their parents, and who they are.

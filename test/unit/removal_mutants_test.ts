@@ -461,6 +461,29 @@ function atNextFailure(move: () => void): { made(): boolean; disarm(): void } {
   return { made: () => made, disarm };
 }
 
+// Calls: 1 unlink t (EISDIR); then, with no call counted between, open t (ENOTDIR); 2 unlink t.
+Deno.test("a folder swapped for a file between its unlink (EISDIR) and its open is removed as the file it now is", async () => {
+  await inTemp(async (base) => {
+    const t = join(base, "t");
+    Deno.mkdirSync(t);
+    let window = { made: () => false, disarm: () => {} };
+    const budget = new Interleaved({
+      1: () =>
+        window = atNextFailure(() => {
+          Deno.removeSync(t);
+          Deno.writeTextFileSync(t, "swapped in");
+        }),
+    });
+    try {
+      assert.deepEqual(await removeEntry(base, "t", budget), { removed: true });
+    } finally {
+      window.disarm();
+    }
+    assert.ok(window.made());
+    assert.deepEqual([...Deno.readDirSync(base)], [], "the file that took its place is gone");
+  });
+});
+
 // Calls: 1 unlink t (EISDIR); then, with no call counted between, open t.
 Deno.test("a folder moved away between its unlink (EISDIR) and its open counts as removed", async () => {
   await inTemp(async (base) => {
