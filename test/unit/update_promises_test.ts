@@ -93,6 +93,14 @@ Deno.test("a rollback the Docker daemon interrupts keeps the journal, and recove
   assert.equal(w.journal.entry.finished, undefined, "and is not marked finished");
   assert.equal(w.status.current?.state, "failed");
 
+  // While it still misbehaves, a retry fails the same way and the journal stays for the next.
+  await assert.rejects(
+    recoverFromJournal({ ...w.deps, lock: new FakeLock() }, config()),
+    /cannot start|OCI runtime/,
+  );
+  assert.ok(w.journal.entry, "a retry that Docker interrupts keeps the journal too");
+  assert.equal(w.status.current?.state, "failed");
+
   // The daemon is back: the retry (watch's rescan, or the next update) puts the old one back.
   w.docker.options.failStartOf = undefined;
   const retry = await recoverFromJournal({ ...w.deps, lock: new FakeLock() }, config());
