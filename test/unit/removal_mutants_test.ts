@@ -484,6 +484,57 @@ Deno.test("a folder swapped for a file between its unlink (EISDIR) and its open 
   });
 });
 
+// Calls: 1 unlink t (EISDIR); open t (ENOTDIR: a file now, one even root may not unlink); 2 unlink t.
+Deno.test("a folder swapped for a file root may not remove, between its unlink and its open, is left with the refusal", async () => {
+  await inTemp(async (base) => {
+    const t = join(base, "t");
+    Deno.mkdirSync(t);
+    let window = { made: () => false, disarm: () => {} };
+    const budget = new Interleaved({
+      1: () =>
+        window = atNextFailure(() => {
+          Deno.removeSync(t);
+          Deno.writeTextFileSync(t, "swapped in");
+          chattr("+i", t);
+        }),
+    });
+    try {
+      const removal = await removeEntry(base, "t", budget);
+      assert.equal(removal.removed, false);
+      assert.match(removal.reason ?? "", /EPERM/);
+    } finally {
+      window.disarm();
+      if (window.made()) chattr("-i", t);
+    }
+    assert.ok(window.made());
+    assert.equal(Deno.readTextFileSync(t), "swapped in");
+  });
+});
+
+// Calls: 1 unlink t (EISDIR); open t (ENOTDIR: a file now); 2 (the file goes) unlink t (ENOENT).
+Deno.test("a folder swapped for a file that is gone again before the second unlink counts as removed", async () => {
+  await inTemp(async (base) => {
+    const t = join(base, "t");
+    Deno.mkdirSync(t);
+    let window = { made: () => false, disarm: () => {} };
+    const budget = new Interleaved({
+      1: () =>
+        window = atNextFailure(() => {
+          Deno.removeSync(t);
+          Deno.writeTextFileSync(t, "swapped in");
+        }),
+      2: () => Deno.removeSync(t),
+    });
+    try {
+      assert.deepEqual(await removeEntry(base, "t", budget), { removed: true });
+    } finally {
+      window.disarm();
+    }
+    assert.ok(window.made());
+    assert.deepEqual(budget.made, [1, 2], "the file went right before the second unlink");
+  });
+});
+
 // Calls: 1 unlink t (EISDIR); then, with no call counted between, open t.
 Deno.test("a folder moved away between its unlink (EISDIR) and its open counts as removed", async () => {
   await inTemp(async (base) => {

@@ -117,6 +117,26 @@ Deno.test("claim moves the trigger's bytes into a claim file only its owner can 
   });
 });
 
+Deno.test("a claim made with a small random number still gets a full-width stamp, and the next start finds it", async () => {
+  // The random part is 8 hex digits, zero-padded: 1 in 16 draws starts with a zero.
+  const real = crypto.getRandomValues;
+  crypto.getRandomValues = (<T extends ArrayBufferView | null>(array: T): T => {
+    if (array instanceof Uint32Array) array.fill(1);
+    return array;
+  }) as typeof crypto.getRandomValues;
+  try {
+    await inWorld(async (w) => {
+      await Deno.writeTextFile(join(w.dataDir, TRIGGER_FILE), "127.0.0.1:5000/app:v2\n");
+      const claim = await w.inbox.claim();
+      assert.match(claim?.stamp ?? "", /^\d{15}-\d{6}-00000001$/);
+      const pending = await w.inbox.pending();
+      assert.deepEqual(pending.map((c) => c.stamp), [claim!.stamp]);
+    });
+  } finally {
+    crypto.getRandomValues = real;
+  }
+});
+
 Deno.test("claim returns null when the trigger vanishes between being seen and being moved", async () => {
   let trigger = "";
   await inWorld(async (w) => {
